@@ -1,0 +1,82 @@
+// param.h — Parameter and ParamSet.
+// A Parameter is a named tensor with a gradient and an optimizer group. Names are the reference's
+// state_dict keys; a tied (shared) parameter is ONE Parameter with several names (aliases).
+// ParamSet owns every parameter of a model in registration order and, after finalize(), keeps all
+// values in one flat f32 buffer and all gradients in another (each parameter's value/grad is a
+// view into them), which is what the optimizer and gradient all-reduce work on.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "tensor.h"
+
+namespace sk {
+
+enum class ParamGroup : std::uint8_t { default_group, pkm_values, no_decay };
+const char* param_group_name(ParamGroup g);
+
+// How a parameter is initialised when training from scratch (model-spec §17).
+struct Init {
+  enum Kind : std::uint8_t { zeros, ones, constant, normal, uniform } kind = zeros;
+  float a = 0.f;  // constant value / normal std / uniform bound (values in [-a, a])
+  static Init Zeros() { return {zeros, 0.f}; }
+  static Init Ones() { return {ones, 1.f}; }
+  static Init Const(float v) { return {constant, v}; }
+  static Init Normal(float std) { return {normal, std}; }
+  static Init Uniform(float bound) { return {uniform, bound}; }
+};
+
+struct Parameter {
+  std::vector<std::string> names;  // names[0] is the primary name; the rest are tied aliases
+  Shape shape;
+  ParamGroup group = ParamGroup::default_group;
+  Init init;
+  Tensor value;  // view into ParamSet::flat_values() after finalize()
+  Tensor grad;   // view into ParamSet::flat_grads() after finalize()
+  std::int64_t offset = 0;  // element offset in the flat buffers
+  const std::string& name() const { return names.front(); }
+};
+
+// Non-trainable state saved with the model (BatchNorm running statistics).
+struct Buffer {
+  std::string name;
+  Tensor value;  // f32 or i64
+};
+
+class ParamSet {
+ public:
+  // Registers a new parameter. Names must be unique across parameters and aliases.
+  Parameter* add(const std::string& name, const Shape& shape, Init init,
+                 ParamGroup group = ParamGroup::default_group);
+  // Registers `alias` as another name of an existing parameter (weight tying).
+  void alias(Parameter* p, const std::string& alias);
+  Buffer* add_buffer(const std::string& name, Tensor value);
+
+  // Allocates the flat buffers on `device` and initialises values from `seed` (host RNG,
+  // deterministic). Grads start at zero.
+  void finalize(Device device, std::uint64_t seed);
+  bool finalized() const { return flat_values_.defined(); }
+
+  Parameter* find(const std::string& name);  // by any name; nullptr if none
+  Buffer* find_buffer(const std::string& name);
+  const std::vector<std::unique_ptr<Parameter>>& params() const { return params_; }
+  std::vector<std::unique_ptr<Buffer>>& buffers() { return buffers_; }
+  std::int64_t numel() const { return total_; }
+
+  Tensor& flat_values() { return flat_values_; }
+  Tensor& flat_grads() { return flat_grads_; }
+  void zero_grad();
+  Device device() const { return flat_values_.device(); }
+
+ private:
+  std::vector<std::unique_ptr<Parameter>> params_;
+  std::vector<std::unique_ptr<Buffer>> buffers_;
+  std::unordered_map<std::string, Parameter*> by_name_;
+  std::int64_t total_ = 0;
+  Tensor flat_values_, flat_grads_;
+};
+
+}  // namespace sk

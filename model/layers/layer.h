@@ -1,0 +1,77 @@
+// layer.h — what every layer shares: Context (per call), Stash (per micro-batch, owned by the
+// caller), and the Residual interface of a block's f / g functions (style.md §3.5).
+//
+// Shape letters used in comments across model/layers and model/lm:
+//   B batch, T sequence, D model width, E embedding width, V vocabulary, H heads, dh head width,
+//   HD = H*dh, bs bucket size, kbs key bucket size, nb = T/bs query buckets, nkb key buckets,
+//   N = B*Hs merged batch·(sinkhorn) heads, Tc context length.
+//
+// Gradient contract: backward returns the activation gradient (fresh tensor) and ACCUMULATES
+// parameter gradients into Parameter::grad (+=). Tied parameters therefore sum over uses.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "model/core/backend.h"
+#include "model/core/param.h"
+#include "model/core/philox.h"
+
+namespace sk {
+
+// Per-call context. Masks and the context tensor are per micro-batch inputs routed to attention.
+struct Context {
+  Backend* be = nullptr;
+  bool training = false;
+  // Randomness: every draw is keyed by (seed, step, micro-batch, layer/block, site) — see philox.h.
+  std::uint64_t seed = 0;
+  std::uint64_t step = 0;
+  std::uint64_t micro = 0;  // micro-batch / global sample id of the first row
+  RngKey key(std::uint64_t layer, std::uint64_t site) const {
+    return RngKey{seed, rng_stream(step, micro, layer, site)};
+  }
+
+  Tensor input_mask;    // u8 [B, T] or undefined (no mask)
+  Tensor context;       // f32 [B, Tc, D] (decoder of an encoder/decoder) or undefined
+  Tensor context_mask;  // u8 [B, Tc] or undefined
+  // Gradient of `context`, accumulated by context-attention backward when defined (f32 [B, Tc, D]).
+  // Pointer so that a const Context can still receive it.
+  Tensor* dcontext = nullptr;
+
+  Backend& backend() const { return *be; }
+};
+
+// Type-erased holder for what a layer's backward needs. Each layer keeps its own named struct:
+//   auto& s = stash.get<FeedForwardStash>();
+class Stash {
+ public:
+  template <class T> T& get() {
+    if (!ptr_) {
+      ptr_ = std::make_shared<Holder<T>>();
+    }
+    auto* h = dynamic_cast<Holder<T>*>(ptr_.get());
+    SK_ASSERT(h != nullptr, "stash holds a different type");
+    return h->value;
+  }
+  void clear() { ptr_.reset(); }
+  bool empty() const { return !ptr_; }
+
+ private:
+  struct Base {
+    virtual ~Base() = default;
+  };
+  template <class T> struct Holder : Base {
+    T value;
+  };
+  std::shared_ptr<Base> ptr_;
+};
+
+// A block's f or g: computes fn(x) (the block adds the skip). Wrappers (PreNorm/ReZero) are
+// Residuals too.
+struct Residual {
+  virtual ~Residual() = default;
+  virtual Tensor forward(const Tensor& x, Stash& s, const Context& c) const = 0;
+  virtual Tensor backward(const Tensor& dfx, Stash& s, const Context& c) = 0;  // -> dx; params +=
+};
+
+}  // namespace sk
