@@ -215,8 +215,11 @@ class Backend {
   virtual void do_embedding(Tensor& y, const Tensor& table, const Tensor& ids) = 0;
   virtual void do_embedding_backward(Tensor& dtable, const Tensor& dy, const Tensor& ids) = 0;
   virtual void do_permute(Tensor& y, const Tensor& x, const std::vector<int>& perm) = 0;
-  // Copy x (seen as [outer, nx, inner]) into y (seen as [outer, ny, inner]) at offset `start` on
-  // the middle axis, or out of it (extract=true: y[outer, :, inner] = x[outer, start:start+ny, inner]).
+  // `nx` is the middle-axis size of the LARGER tensor, `ny` that of the slice (as the callers in
+  // backend.cpp pass them):
+  //   extract=true:  x is [outer, nx, inner], y is [outer, ny, inner]: y[o, j, i] = x[o, start + j, i]
+  //   extract=false: y is [outer, nx, inner], x is [outer, ny, inner]: y[o, start + j, i] = x[o, j, i]
+  //                  (+= when accumulate, f32 only)
   virtual void do_narrow_copy(Tensor& y, const Tensor& x, std::int64_t outer, std::int64_t nx, std::int64_t ny,
                               std::int64_t inner, std::int64_t start, bool extract, bool accumulate) = 0;
   virtual void do_roll(Tensor& y, const Tensor& x, std::int64_t outer, std::int64_t n, std::int64_t inner, std::int64_t shift) = 0;

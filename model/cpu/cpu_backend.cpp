@@ -1,0 +1,151 @@
+// cpu_backend.cpp — memory, registration, and the small creation/copy ops (fill, cast, rand_uniform,
+// axpy, where, masked_fill).
+#include "model/cpu/cpu_backend.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "model/backends.h"
+#include "model/cpu/cpu_common.h"
+
+namespace sk {
+
+using namespace cpu;
+
+// ---- memory ------------------------------------------------------------------------------------
+void* CpuBackend::allocate(std::size_t bytes) {
+  std::size_t n = (bytes + 63) / 64 * 64;
+  if (n == 0) n = 64;
+  void* p = std::aligned_alloc(64, n);
+  SK_CHECK(p != nullptr, "cpu allocate: out of host memory allocating ", bytes, " bytes (", in_use_.load(),
+           " bytes in use)");
+  std::size_t now = in_use_.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+  std::size_t peak = peak_.load(std::memory_order_relaxed);
+  while (now > peak && !peak_.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+  }
+  return p;
+}
+
+void CpuBackend::deallocate(void* p, std::size_t bytes) {
+  if (!p) return;
+  std::free(p);
+  in_use_.fetch_sub(bytes, std::memory_order_relaxed);
+}
+
+void CpuBackend::copy_bytes(void* dst, Device dst_dev, const void* src, Device src_dev, std::size_t n) {
+  SK_ASSERT(dst_dev == Device::cpu && src_dev == Device::cpu, "cpu copy_bytes asked to copy ",
+            device_name(src_dev), " -> ", device_name(dst_dev));
+  if (n) std::memmove(dst, src, n);
+}
+
+// ---- fill / cast / rand ------------------------------------------------------------------------
+namespace {
+template <class T>
+void fill_as(void* p, std::int64_t n, T v) {
+  T* q = static_cast<T*>(p);
+#pragma omp parallel for if (n > kParallelMin) schedule(static)
+  for (std::int64_t i = 0; i < n; ++i) q[i] = v;
+}
+
+template <class T>
+void to_f32(float* y, const void* x, std::int64_t n) {
+  const T* s = static_cast<const T*>(x);
+#pragma omp parallel for if (n > kParallelMin) schedule(static)
+  for (std::int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(s[i]);
+}
+}  // namespace
+
+void CpuBackend::do_fill(Tensor& x, float value) {
+  std::int64_t n = x.numel();
+  switch (x.dtype()) {
+    case DType::f32: fill_as<float>(x.raw(), n, value); break;
+    case DType::bf16: fill_as<std::uint16_t>(x.raw(), n, f32_to_bf16(value)); break;
+    case DType::i32: fill_as<std::int32_t>(x.raw(), n, static_cast<std::int32_t>(value)); break;
+    case DType::i64: fill_as<std::int64_t>(x.raw(), n, static_cast<std::int64_t>(value)); break;
+    case DType::u8: fill_as<std::uint8_t>(x.raw(), n, static_cast<std::uint8_t>(value)); break;
+  }
+}
+
+void CpuBackend::do_cast(Tensor& y, const Tensor& x) {
+  std::int64_t n = x.numel();
+  if (x.dtype() == y.dtype()) {
+    std::memcpy(y.raw(), x.raw(), x.nbytes());
+    return;
+  }
+  if (y.dtype() == DType::f32) {
+    float* out = f32(y);
+    switch (x.dtype()) {
+      case DType::bf16: {
+        const auto* s = static_cast<const std::uint16_t*>(x.raw());
+#pragma omp parallel for if (n > kParallelMin) schedule(static)
+        for (std::int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(s[i]);
+        return;
+      }
+      case DType::i32: to_f32<std::int32_t>(out, x.raw(), n); return;
+      case DType::i64: to_f32<std::int64_t>(out, x.raw(), n); return;
+      case DType::u8: to_f32<std::uint8_t>(out, x.raw(), n); return;
+      case DType::f32: break;
+    }
+  } else if (x.dtype() == DType::f32 && y.dtype() == DType::bf16) {
+    const float* s = f32(x);
+    auto* out = static_cast<std::uint16_t*>(y.raw());
+#pragma omp parallel for if (n > kParallelMin) schedule(static)
+    for (std::int64_t i = 0; i < n; ++i) out[i] = f32_to_bf16(s[i]);
+    return;
+  } else if (x.dtype() == DType::f32 && y.dtype() == DType::i64) {
+    const float* s = f32(x);
+    auto* out = static_cast<std::int64_t*>(y.raw());
+#pragma omp parallel for if (n > kParallelMin) schedule(static)
+    for (std::int64_t i = 0; i < n; ++i) out[i] = static_cast<std::int64_t>(s[i]);
+    return;
+  }
+  SK_ASSERT(false, "cast: conversion ", dtype_name(x.dtype()), " -> ", dtype_name(y.dtype()), " passed the checks");
+}
+
+void CpuBackend::do_rand_uniform(Tensor& y, RngKey key) {
+  float* out = f32(y);
+  std::int64_t n = y.numel();
+  std::int64_t blocks = (n + 3) / 4;
+#pragma omp parallel for if (n > kParallelMin) schedule(static)
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    Philox4 r = philox_block(key, static_cast<std::uint64_t>(b));
+    for (std::int64_t j = 0; j < 4 && 4 * b + j < n; ++j) out[4 * b + j] = philox_uniform(r.v[j]);
+  }
+}
+
+// ---- simple elementwise ------------------------------------------------------------------------
+void CpuBackend::do_axpy(Tensor& y, const Tensor& x, float alpha) {
+  float* py = f32(y);
+  const float* px = f32(x);
+  std::int64_t n = x.numel();
+#pragma omp parallel for if (n > kParallelMin) schedule(static)
+  for (std::int64_t i = 0; i < n; ++i) py[i] += alpha * px[i];
+}
+
+void CpuBackend::do_where(Tensor& y, const Tensor& mask, const Tensor& a, const Tensor& b) {
+  float* py = f32(y);
+  const float* pa = f32(a);
+  const float* pb = f32(b);
+  const std::uint8_t* m = u8(mask);
+  std::int64_t n = y.numel();
+#pragma omp parallel for if (n > kParallelMin) schedule(static)
+  for (std::int64_t i = 0; i < n; ++i) py[i] = m[i] ? pa[i] : pb[i];
+}
+
+void CpuBackend::do_masked_fill(Tensor& y, const Tensor& x, const Tensor& mask, float value) {
+  float* py = f32(y);
+  const float* px = f32(x);
+  const std::uint8_t* m = u8(mask);
+  std::int64_t n = y.numel();
+#pragma omp parallel for if (n > kParallelMin) schedule(static)
+  for (std::int64_t i = 0; i < n; ++i) py[i] = m[i] ? px[i] : value;
+}
+
+// ---- registration ------------------------------------------------------------------------------
+void register_cpu_backend() {
+  static CpuBackend instance;
+  register_backend(Device::cpu, &instance);
+}
+
+}  // namespace sk
