@@ -27,8 +27,16 @@ struct Context {
   std::uint64_t seed = 0;
   std::uint64_t step = 0;
   std::uint64_t micro = 0;  // micro-batch / global sample id of the first row
+  // Use index of the module being run: the layer stack sets it to block index + 1 for each block,
+  // so a weight-tied module (one instance, one layer id, used at every depth) still draws a fresh
+  // dropout mask per depth, as the reference does. 0 = not inside a stack (key unchanged).
+  std::uint64_t block = 0;
+  // True while a reversible block recomputes f/g in backward: randomness is redrawn from the same
+  // keys, but side effects that must happen once per forward (BatchNorm running statistics, D7
+  // corrected) are skipped.
+  bool recompute = false;
   RngKey key(std::uint64_t layer, std::uint64_t site) const {
-    return RngKey{seed, rng_stream(step, micro, layer, site)};
+    return RngKey{seed, rng_stream(step, micro, block ? rng_mix(layer) ^ block : layer, site)};
   }
 
   Tensor input_mask;    // u8 [B, T] or undefined (no mask)

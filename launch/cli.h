@@ -1,0 +1,19 @@
+// cli.h — the `sinkhorn` command line: subcommands parsed with Boost.Program_options.
+//
+//   sinkhorn reference-check CASE_DIR --dump OUT.safetensors [--mode eval|train] [--device cpu|cuda]
+//   sinkhorn bench CONFIG.toml [--steps N] [--warmup N] [--device cpu|cuda] [--set table.key=value]...
+//   sinkhorn --help | --version
+//
+// Errors are thrown (sk::Error for bad input); main.cpp prints them as one line.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace sk {
+
+// Runs the command line (argv without the program name). Returns the exit code.
+int run_cli(const std::vector<std::string>& args);
+
+std::string version_string();
+
+}  // namespace sk

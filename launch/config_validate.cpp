@@ -1,0 +1,117 @@
+// config_validate.cpp — every rule over parsed config values. Model-level rules belong to the
+// model (validate_lm_config); this file checks [train], [case], and what ties them to the model.
+// Messages are one line: "<file> [table]: key = value: rule".
+#include <cmath>
+#include <set>
+
+#include "launch/config.h"
+#include "model/core/error.h"
+
+namespace sk {
+namespace {
+
+class Rules {
+ public:
+  Rules(std::string file, std::string table) : where_(std::move(file) + " [" + std::move(table) + "]") {}
+
+  template <class V>
+  [[noreturn]] void fail(const char* key, const V& value, const std::string& rule) const {
+    throw_error(cat(where_, ": ", key, " = ", value, ": ", rule));
+  }
+  void at_least(const char* key, std::int64_t v, std::int64_t lo) const {
+    if (v < lo) fail(key, v, cat("must be >= ", lo));
+  }
+  void positive(const char* key, double v) const {
+    if (!(v > 0.0) || !std::isfinite(v)) fail(key, v, "must be > 0");
+  }
+  void non_negative(const char* key, double v) const {
+    if (!(v >= 0.0) || !std::isfinite(v)) fail(key, v, "must be >= 0");
+  }
+  void unit_interval(const char* key, double v) const {
+    if (!(v >= 0.0 && v < 1.0)) fail(key, v, "must be in [0, 1)");
+  }
+  void one_of(const char* key, const std::string& v, const std::set<std::string>& allowed) const {
+    if (allowed.count(v)) return;
+    std::string list;
+    for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + ("\"" + a + "\"");
+    fail(key, "\"" + v + "\"", "must be one of " + list);
+  }
+
+ private:
+  std::string where_;
+};
+
+}  // namespace
+
+void validate_train_config(const TrainConfig& t, const LMConfig& m, const std::string& file) {
+  Rules r(file, "train");
+  r.at_least("batch_size", t.batch_size, 1);
+  r.at_least("seq_len", t.seq_len, 1);
+  if (t.seq_len > m.max_seq_len)
+    r.fail("seq_len", t.seq_len, cat("must be <= model.max_seq_len = ", m.max_seq_len));
+  if (t.seq_len % m.bucket_size != 0)
+    r.fail("seq_len", t.seq_len,
+           cat("must be a multiple of model.bucket_size = ", m.bucket_size, " (training steps run without autopadding)"));
+  if (t.seq_len % m.kv_bucket_size_v() != 0)
+    r.fail("seq_len", t.seq_len, cat("must be a multiple of model.kv_bucket_size = ", m.kv_bucket_size_v()));
+  if (m.use_simple_sort_net && !m.causal && t.seq_len != m.max_seq_len)
+    r.fail("seq_len", t.seq_len,
+           cat("must equal model.max_seq_len = ", m.max_seq_len, " with a non-causal use_simple_sort_net model"));
+  if (m.receives_context)
+    Rules(file, "model").fail("receives_context", "true",
+                              "a run config trains a plain language model; a decoder needs an encoder's context");
+  if (m.return_embeddings)
+    Rules(file, "model").fail("return_embeddings", "true",
+                              "a run config trains a language model on logits; embeddings have no next-token loss");
+  r.positive("lr", t.lr);
+  r.positive("pkm_lr", t.pkm_lr);
+  r.unit_interval("adam_beta1", t.adam_beta1);
+  r.unit_interval("adam_beta2", t.adam_beta2);
+  r.positive("adam_eps", t.adam_eps);
+  r.non_negative("weight_decay", t.weight_decay);
+  r.at_least("steps", t.steps, 1);
+  r.at_least("warmup_steps", t.warmup_steps, 0);
+  r.at_least("measure_steps", t.measure_steps, 1);
+}
+
+void validate_run_config(const RunConfig& cfg) {
+  validate_lm_config(cfg.model, cfg.path + " [model]");
+  validate_train_config(cfg.train, cfg.model, cfg.path);
+}
+
+void validate_reference_case_config(const ReferenceCaseConfig& c, const std::string& file) {
+  Rules r(file, "case");
+  const CaseInfo& i = c.info;
+  if (i.name.empty()) r.fail("name", "\"\"", "must not be empty");
+  r.one_of("kind", i.kind, {"lm", "embeddings", "encoder_decoder"});
+  r.at_least("batch_size", i.batch_size, 1);
+  r.at_least("seq_len", i.seq_len, 1);
+  r.at_least("context_seq_len", i.context_seq_len, 0);
+  r.one_of("autopad", i.autopad, {"none", "left", "right"});
+  r.one_of("loss", i.loss, {"cross_entropy", "mse_probe"});
+  r.one_of("mode", i.mode, {"eval", "train"});
+  if (i.kind == "encoder_decoder") {
+    if (!c.encoder || !c.decoder) r.fail("kind", "\"encoder_decoder\"", "needs tables [encoder] and [decoder]");
+    if (c.model) r.fail("kind", "\"encoder_decoder\"", "takes [encoder] and [decoder], not [model]");
+    r.at_least("context_seq_len", i.context_seq_len, 1);
+    validate_lm_config(*c.encoder, file + " [encoder]");
+    validate_lm_config(*c.decoder, file + " [decoder]");
+    if (!c.encoder->return_embeddings)
+      Rules(file, "encoder").fail("return_embeddings", "false", "an encoder must return embeddings (its output is the context)");
+    if (!c.decoder->receives_context)
+      Rules(file, "decoder").fail("receives_context", "false", "a decoder must receive the encoder's context");
+  } else {
+    if (!c.model) r.fail("kind", "\"" + i.kind + "\"", "needs a table [model]");
+    if (c.encoder || c.decoder) r.fail("kind", "\"" + i.kind + "\"", "takes [model], not [encoder]/[decoder]");
+    validate_lm_config(*c.model, file + " [model]");
+    const bool emb = i.kind == "embeddings";
+    if (c.model->return_embeddings != emb)
+      Rules(file, "model").fail("return_embeddings", c.model->return_embeddings ? "true" : "false",
+                                cat("must be ", emb ? "true" : "false", " for a case of kind \"", i.kind, "\""));
+  }
+  if ((i.loss == "mse_probe") != (i.kind == "embeddings"))
+    r.fail("loss", "\"" + i.loss + "\"",
+           "mse_probe is the loss of embeddings cases, cross_entropy that of lm / encoder_decoder cases");
+}
+
+}  // namespace sk

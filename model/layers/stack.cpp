@@ -1,0 +1,256 @@
+#include "stack.h"
+
+#include <algorithm>
+#include <functional>
+
+#include "model/layers/attention.h"
+#include "model/layers/feedforward.h"
+#include "model/layers/pkm.h"
+#include "model/layers/wrappers.h"
+
+namespace sk {
+
+namespace {
+
+// Kinds of inner module, for their Philox layer ids.
+enum ModuleKind : std::uint64_t { kAttn = 1, kFF = 2, kPKM = 3, kCtxAttn = 4, kCtxFF = 5 };
+
+std::uint64_t module_id(std::uint64_t stack_id, std::int64_t block, ModuleKind kind) {
+  return rng_mix(stack_id ^ rng_mix(static_cast<std::uint64_t>(block) * 8 + kind));
+}
+
+// A module shared across depth (weight tying): where its parameters were first registered.
+struct SharedModule {
+  Residual* module = nullptr;
+  std::string path;          // module prefix of the first registration
+  std::size_t begin = 0, end = 0;  // its parameters' range in ParamSet::params()
+};
+
+}  // namespace
+
+LayerStack::~LayerStack() = default;
+
+std::string LayerStack::block_path(std::int64_t L, int which) const {
+  if (cfg_.reversible) return prefix_ + "layers.blocks." + std::to_string(L) + (which == 0 ? ".f.net." : ".g.net.");
+  return prefix_ + "layers.layers." + std::to_string(L) + (which == 0 ? ".0." : ".1.");
+}
+
+LayerStack::LayerStack(const StackConfig& cfg, ParamSet& ps, const std::string& prefix, std::uint64_t layer_id)
+    : cfg_(cfg), prefix_(prefix), layer_id_(layer_id) {
+  SK_CHECK(cfg.depth >= 1, "LayerStack: depth must be >= 1, got ", cfg.depth);
+
+  // Creates the module under `path`, or (tied and already created) aliases its parameters there.
+  auto get = [&](SharedModule& sh, const std::string& path,
+                 const std::function<std::unique_ptr<Residual>()>& make) -> Residual* {
+    if (cfg.weight_tie && sh.module) {
+      for (std::size_t i = sh.begin; i < sh.end; ++i) {
+        Parameter* p = ps.params()[i].get();
+        SK_ASSERT(p->name().rfind(sh.path, 0) == 0, "tied parameter ", p->name(), " outside ", sh.path);
+        ps.alias(p, path + p->name().substr(sh.path.size()));
+      }
+      return sh.module;
+    }
+    const std::size_t begin = ps.params().size();
+    modules_.push_back(make());
+    Residual* m = modules_.back().get();
+    if (cfg.weight_tie) sh = SharedModule{m, path, begin, ps.params().size()};
+    return m;
+  };
+  auto wrap = [&](const std::string& path, Residual* fn) -> Residual* {
+    if (cfg.use_rezero) wrappers_.push_back(std::make_unique<ReZero>(ps, path, fn));
+    else wrappers_.push_back(std::make_unique<PreNorm>(ps, path, cfg.dim, fn));
+    return wrappers_.back().get();
+  };
+
+  AttentionConfig self_attn;
+  self_attn.dim = cfg.dim;
+  self_attn.heads = cfg.heads;
+  self_attn.dim_head = cfg.dim_head;
+  self_attn.bucket_size = cfg.bucket_size;
+  self_attn.kv_bucket_size = cfg.kv_bucket_size;
+  self_attn.max_seq_len = cfg.max_seq_len;
+  self_attn.causal = cfg.causal;
+  self_attn.non_permutative = cfg.non_permutative;
+  self_attn.sinkhorn_iter = cfg.sinkhorn_iter;
+  self_attn.n_sortcut = cfg.n_sortcut;
+  self_attn.temperature = cfg.temperature;
+  self_attn.attn_dropout = cfg.attn_dropout;
+  self_attn.dropout = cfg.attn_layer_dropout;
+  self_attn.n_local_attn_heads = cfg.n_local_attn_heads;
+  self_attn.use_simple_sort_net = cfg.use_simple_sort_net;
+  self_attn.n_top_buckets = cfg.n_top_buckets;
+  self_attn.is_context = false;
+
+  // Context attention: non-causal, all heads sinkhorn, attention sort net, context bucket size.
+  AttentionConfig ctx_attn = self_attn;
+  ctx_attn.kv_bucket_size = cfg.context_bucket_size;
+  ctx_attn.causal = false;
+  ctx_attn.n_sortcut = cfg.context_n_sortcut;
+  ctx_attn.n_local_attn_heads = 0;
+  ctx_attn.use_simple_sort_net = false;
+  ctx_attn.is_context = true;
+
+  FeedForwardConfig ff{cfg.dim, cfg.ff_glu, cfg.ff_dropout, cfg.ff_chunks};
+  FeedForwardConfig ctx_ff{cfg.dim, cfg.ff_glu, cfg.ff_dropout, 1};
+
+  SharedModule sh_attn, sh_ff, sh_ctx_attn, sh_ctx_ff;
+  std::int64_t L = 0;
+  for (std::int64_t n = 1; n <= cfg.depth; ++n) {
+    const bool use_pkm = std::find(cfg.pkm_layers.begin(), cfg.pkm_layers.end(), n) != cfg.pkm_layers.end();
+    {  // self block
+      const std::string fp = block_path(L, 0), gp = block_path(L, 1);
+      Block b;
+      b.f = wrap(fp, get(sh_attn, fp + "fn.", [&]() -> std::unique_ptr<Residual> {
+                   return std::make_unique<SinkhornSelfAttention>(self_attn, ps, fp + "fn.", module_id(layer_id, L, kAttn));
+                 }));
+      if (use_pkm) {
+        PKMConfig pc;
+        pc.dim = cfg.dim;
+        pc.num_keys = cfg.pkm_num_keys;
+        modules_.push_back(std::make_unique<PKM>(pc, ps, gp + "fn."));
+        b.g = wrap(gp, modules_.back().get());
+      } else {
+        b.g = wrap(gp, get(sh_ff, gp + "fn.fn.", [&]() -> std::unique_ptr<Residual> {
+                     return std::make_unique<FeedForward>(ff, ps, gp + "fn.fn.", module_id(layer_id, L, kFF));
+                   }));
+      }
+      blocks_.push_back(b);
+      ++L;
+    }
+    if (cfg.receives_context) {  // context block
+      const std::string fp = block_path(L, 0), gp = block_path(L, 1);
+      Block b;
+      b.is_context = true;
+      b.f = wrap(fp, get(sh_ctx_attn, fp + "fn.", [&]() -> std::unique_ptr<Residual> {
+                   return std::make_unique<SinkhornSelfAttention>(ctx_attn, ps, fp + "fn.", module_id(layer_id, L, kCtxAttn));
+                 }));
+      b.g = wrap(gp, get(sh_ctx_ff, gp + "fn.", [&]() -> std::unique_ptr<Residual> {
+                   return std::make_unique<FeedForward>(ctx_ff, ps, gp + "fn.", module_id(layer_id, L, kCtxFF));
+                 }));
+      blocks_.push_back(b);
+      ++L;
+    }
+  }
+}
+
+std::vector<std::int64_t> LayerStack::active_blocks(const Context& c) const {
+  std::vector<std::int64_t> act;
+  const std::int64_t n = num_blocks();
+  if (!c.training || cfg_.layer_dropout <= 0.f) {
+    for (std::int64_t i = 0; i < n; ++i) act.push_back(i);
+    return act;
+  }
+  Context base = c;
+  base.block = 0;
+  const RngKey key = base.key(layer_id_, kSiteLayerDrop);
+  for (std::int64_t i = 0; i < n; ++i)
+    if (philox_uniform_at(key, static_cast<std::uint64_t>(i)) >= cfg_.layer_dropout) act.push_back(i);
+  if (act.empty()) act.push_back(0);
+  return act;
+}
+
+Context LayerStack::block_context(const Context& c, std::int64_t L) const {
+  Context bc = c;
+  bc.block = static_cast<std::uint64_t>(L) + 1;
+  return bc;
+}
+
+Tensor LayerStack::forward(const Tensor& x, StackStash& st, const Context& c) const {
+  Backend& be = c.backend();
+  SK_CHECK(x.ndim() == 3 && x.dim(2) == cfg_.dim, "LayerStack: expected input [B, T, ", cfg_.dim, "], got ", x.str());
+  st = StackStash{};
+  st.active = active_blocks(c);
+  if (!cfg_.reversible) {
+    Tensor h = x;  // [B, T, D]
+    st.f.resize(st.active.size());
+    st.g.resize(st.active.size());
+    for (std::size_t i = 0; i < st.active.size(); ++i) {
+      const Block& b = blocks_[static_cast<std::size_t>(st.active[i])];
+      const Context bc = block_context(c, st.active[i]);
+      h = be.add(h, b.f->forward(h, st.f[i], bc));
+      h = be.add(h, b.g->forward(h, st.g[i], bc));
+    }
+    return h;
+  }
+  Tensor x1 = x, x2 = x;  // the two streams [B, T, D]
+  if (cfg_.keep_activations) {
+    st.f.resize(st.active.size());
+    st.g.resize(st.active.size());
+  }
+  for (std::size_t i = 0; i < st.active.size(); ++i) {
+    const std::int64_t L = st.active[i];
+    const Block& b = blocks_[static_cast<std::size_t>(L)];
+    const Context bc = block_context(c, L);
+    Stash sf, sg;  // dropped at the end of the block unless activations are kept
+    Tensor y1 = be.add(x1, b.f->forward(x2, cfg_.keep_activations ? st.f[i] : sf, bc));
+    sf.clear();
+    Tensor y2 = be.add(x2, b.g->forward(y1, cfg_.keep_activations ? st.g[i] : sg, bc));
+    x1 = y1;
+    x2 = y2;
+  }
+  st.y1 = x1;
+  st.y2 = x2;
+  return be.add(x1, x2);
+}
+
+Tensor LayerStack::backward(const Tensor& dy, StackStash& st, const Context& c) {
+  Backend& be = c.backend();
+  SK_ASSERT(!st.active.empty(), "LayerStack::backward without forward");
+  if (!cfg_.reversible) {
+    Tensor d = dy;  // gradient of the residual stream [B, T, D]
+    for (std::size_t i = st.active.size(); i-- > 0;) {
+      Block& b = blocks_[static_cast<std::size_t>(st.active[i])];
+      const Context bc = block_context(c, st.active[i]);
+      d = be.add(d, b.g->backward(d, st.g[i], bc));
+      d = be.add(d, b.f->backward(d, st.f[i], bc));
+      st.f[i].clear();
+      st.g[i].clear();
+    }
+    st = StackStash{};
+    return d;
+  }
+  Tensor y1 = st.y1, y2 = st.y2, dy1 = dy, dy2 = dy;
+  st.y1 = Tensor();
+  st.y2 = Tensor();
+  if (cfg_.keep_activations) {  // ordinary backpropagation through the kept stashes
+    for (std::size_t i = st.active.size(); i-- > 0;) {
+      Block& b = blocks_[static_cast<std::size_t>(st.active[i])];
+      const Context bc = block_context(c, st.active[i]);
+      dy1 = be.add(dy1, b.g->backward(dy2, st.g[i], bc));  // g read y1
+      dy2 = be.add(dy2, b.f->backward(dy1, st.f[i], bc));  // f read x2
+      st.f[i].clear();
+      st.g[i].clear();
+    }
+    st = StackStash{};
+    return be.add(dy1, dy2);
+  }
+  for (std::size_t i = st.active.size(); i-- > 0;) {
+    Block& b = blocks_[static_cast<std::size_t>(st.active[i])];
+    Context bc = block_context(c, st.active[i]);
+    bc.recompute = true;
+    Tensor dx1, x2;
+    {
+      Stash sg;
+      Tensor gy1 = b.g->forward(y1, sg, bc);               // recompute g(y1)
+      dx1 = be.add(dy1, b.g->backward(dy2, sg, bc));       // dx1 = dy1 + (∂g/∂y1)ᵀ dy2
+      x2 = be.sub(y2, gy1);                                // rebuild x2
+    }
+    Tensor dx2, x1;
+    {
+      Stash sf;
+      Tensor fx2 = b.f->forward(x2, sf, bc);               // recompute f(x2)
+      dx2 = be.add(dy2, b.f->backward(dx1, sf, bc));       // dx2 = dy2 + (∂f/∂x2)ᵀ dx1
+      x1 = be.sub(y1, fx2);                                // rebuild x1
+    }
+    y1 = x1;
+    y2 = x2;
+    dy1 = dx1;
+    dy2 = dx2;
+  }
+  st = StackStash{};
+  st.rebuilt1 = y1;
+  st.rebuilt2 = y2;
+  return be.add(dy1, dy2);  // both streams started as x
+}
+
+}  // namespace sk

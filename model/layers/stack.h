@@ -1,0 +1,110 @@
+// stack.h — the layer stack of SinkhornTransformer (model-spec §6): blocks of (f, g) residual
+// functions run sequentially or reversibly, with layer dropout, weight tying and context blocks.
+//
+// Blocks (§6.1), for layer n = 1..depth:
+//   self block     f = wrap(self-attention)      g = wrap(PKM if n ∈ pkm_layers else chunked FF)
+//   context block  f = wrap(context attention)   g = wrap(FF, not chunked)      (receives_context)
+// wrap = PreNorm(LayerNorm_D) or ReZero (use_rezero). Masks and the context travel in the Context;
+// only attention reads them (FF / PKM never see a mask).
+//
+// Execution:
+//   sequential (§6.3): x = x + f(x); x = x + g(x) per block; per-block stashes kept for backward.
+//   reversible (§6.4): x1 = x2 = x; x1 += f(x2); x2 += g(x1); output x1 + x2. Forward keeps NO
+//     per-block state: the stash holds only the final (y1, y2). Backward walks the blocks in reverse
+//     and rebuilds each block's inputs from its outputs (g recomputed on y1, x2 = y2 − g(y1); f
+//     recomputed on x2, x1 = y1 − f(x2)), with f/g stashes alive only inside that block, so
+//     activation memory does not grow with depth. Recomputation runs with Context::recompute set
+//     (dropout redrawn from the same Philox keys; BatchNorm statistics not updated twice, D7).
+//   layer dropout (§6.5): training only, p > 0: block L is dropped iff
+//     philox_uniform_at(Context::key(layer_id, kSiteLayerDrop), L) < p; if every block is dropped
+//     the first one runs. Same key -> same blocks (every pipeline stage agrees).
+//   Each block runs under a Context whose `block` field is L + 1, so a weight-tied module draws a
+//   fresh dropout mask at each depth.
+//
+// Weight tying (§6.6): the self-attention, the self FF (with its chunking) and, with context, the
+// context attention and context FF are created once (by the first block that needs them) and reused;
+// every later use registers its names as aliases of the same Parameters (gradients sum over uses).
+// Wrappers (norms / ReZero gates) and PKMs are never shared.
+//
+// Parameter names (§6.7), prefix P: sequential P+"layers.layers.{L}.0." (f) / ".1." (g); reversible
+// P+"layers.blocks.{L}.f.net." / ".g.net."; wrapped modules under +"fn.", the self FF under
+// +"fn.fn." (its Chunk wrapper).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/layers/layer.h"
+
+namespace sk {
+
+struct StackConfig {
+  std::int64_t dim = 0, depth = 0, heads = 8, dim_head = 0;  // dim_head resolved
+  std::int64_t bucket_size = 64, kv_bucket_size = 64, context_bucket_size = 64;  // resolved
+  std::int64_t max_seq_len = 0;
+  bool causal = false, non_permutative = true;
+  std::int64_t sinkhorn_iter = 5, n_sortcut = 0;
+  float temperature = 0.75f;
+  bool reversible = false;
+  std::int64_t ff_chunks = 1;
+  bool ff_glu = false;
+  float ff_dropout = 0.f, attn_dropout = 0.f, attn_layer_dropout = 0.f, layer_dropout = 0.f;
+  bool weight_tie = false, use_simple_sort_net = false, receives_context = false;
+  std::int64_t context_n_sortcut = 0, n_local_attn_heads = 0;
+  bool use_rezero = false;
+  std::int64_t n_top_buckets = 2;
+  std::vector<std::int64_t> pkm_layers;  // 1-based
+  std::int64_t pkm_num_keys = 128;
+  // Reversible only: keep every block's stash in forward and back-propagate through them without
+  // rebuilding the inputs (ordinary backpropagation of the same two-stream formulation: more
+  // activation memory, no recompute). Off by default; the tests compare both paths.
+  bool keep_activations = false;
+};
+
+struct StackStash {
+  std::vector<std::int64_t> active;  // block indices that ran, in order
+  std::vector<Stash> f, g;           // sequential (or keep_activations): one per active block
+  Tensor y1, y2;                     // reversible: the two output streams [B, T, D]
+  // Reversible, after backward: the stack inputs rebuilt from the outputs (both ≈ x; their distance
+  // from x measures the reconstruction drift). Dropped with the stash.
+  Tensor rebuilt1, rebuilt2;
+};
+
+class LayerStack {
+ public:
+  static constexpr std::uint64_t kSiteLayerDrop = 1;
+
+  // `prefix` is P (e.g. "sinkhorn_transformer."); `layer_id` seeds every layer's Philox id.
+  LayerStack(const StackConfig& cfg, ParamSet& ps, const std::string& prefix, std::uint64_t layer_id);
+  ~LayerStack();
+  LayerStack(const LayerStack&) = delete;
+  LayerStack& operator=(const LayerStack&) = delete;
+
+  Tensor forward(const Tensor& x, StackStash& st, const Context& c) const;  // [B, T, D] -> [B, T, D]
+  Tensor backward(const Tensor& dy, StackStash& st, const Context& c);     // -> dx [B, T, D]
+
+  // The blocks that run under this context (layer dropout), in order.
+  std::vector<std::int64_t> active_blocks(const Context& c) const;
+  std::int64_t num_blocks() const { return static_cast<std::int64_t>(blocks_.size()); }
+  const StackConfig& config() const { return cfg_; }
+  // Wrapper path of block L's f (which = 0) or g (which = 1), e.g. "P+layers.layers.3.1.".
+  std::string block_path(std::int64_t L, int which) const;
+
+ private:
+  struct Block {
+    Residual* f = nullptr;
+    Residual* g = nullptr;
+    bool is_context = false;
+  };
+  Context block_context(const Context& c, std::int64_t L) const;
+
+  StackConfig cfg_;
+  std::string prefix_;
+  std::uint64_t layer_id_ = 0;
+  std::vector<std::unique_ptr<Residual>> modules_;   // inner modules (shared ones once)
+  std::vector<std::unique_ptr<Residual>> wrappers_;  // one per block side
+  std::vector<Block> blocks_;
+};
+
+}  // namespace sk

@@ -1,0 +1,173 @@
+// nccl_communicator.cpp — Communicator over NCCL (host C++; NCCL calls are host API).
+//
+// Creation: rank 0 of the MPI communicator makes an ncclUniqueId, MPI_Bcast sends it to every
+// member, each calls ncclCommInitRank on its GPU. Operations run on the communicator's own
+// non-blocking CUDA stream; a CUDA event recorded after each operation is what its Handle waits
+// on (wait() also polls ncclCommGetAsyncError, so a failed peer surfaces as an error instead of
+// a hang).
+//
+// Ordering with compute: the backend's stream is private to model/cuda, so each call first waits
+// for the CUDA backend to finish queued work (Backend::synchronize) before enqueueing on the
+// NCCL stream; the caller must not touch a buffer until its handle is waited on.
+// Every CUDA and NCCL call goes through CUDA_CHECK / NCCL_CHECK (call, file:line, error string,
+// rank).
+#include <cuda_runtime_api.h>
+#include <nccl.h>
+#include <sched.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "model/core/backend.h"
+#include "model/core/error.h"
+#include "parallel/communicator.h"
+
+namespace sk::par {
+namespace {
+
+void cuda_check(cudaError_t rc, const char* call, const char* file, int line) {
+  if (rc == cudaSuccess) return;
+  throw Error(cat("CUDA error: ", call, " at ", file, ":", line, " on ", rank_tag(), ": ", cudaGetErrorName(rc), ": ",
+                  cudaGetErrorString(rc)));
+}
+
+void nccl_check(ncclResult_t rc, const char* call, const char* file, int line) {
+  if (rc == ncclSuccess) return;
+  throw Error(cat("NCCL error: ", call, " at ", file, ":", line, " on ", rank_tag(), ": ", ncclGetErrorString(rc)));
+}
+
+#define CUDA_CHECK(call) cuda_check((call), #call, __FILE__, __LINE__)
+#define NCCL_CHECK(call) nccl_check((call), #call, __FILE__, __LINE__)
+
+// For destructors: report, never throw.
+void report(cudaError_t rc, const char* what) {
+  if (rc != cudaSuccess)
+    std::fprintf(stderr, "sinkhorn: warning: %s failed on %s: %s\n", what, rank_tag().c_str(), cudaGetErrorString(rc));
+}
+
+ncclRedOp_t nccl_op(CollOp op) {
+  switch (op) {
+    case CollOp::sum: return ncclSum;
+    case CollOp::avg: return ncclAvg;
+    case CollOp::max: return ncclMax;
+  }
+  return ncclSum;
+}
+
+class NcclWork : public Handle::Impl {
+ public:
+  NcclWork(ncclComm_t comm, cudaStream_t stream, Tensor a, Tensor b) : comm_(comm), a_(std::move(a)), b_(std::move(b)) {
+    CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventRecord(event_, stream));
+  }
+  ~NcclWork() override { report(cudaEventDestroy(event_), "cudaEventDestroy"); }
+
+  void wait() override {
+    while (!test()) sched_yield();
+  }
+  bool test() override {
+    cudaError_t q = cudaEventQuery(event_);
+    if (q == cudaSuccess) return true;
+    if (q != cudaErrorNotReady) CUDA_CHECK(q);
+    ncclResult_t async = ncclSuccess;
+    NCCL_CHECK(ncclCommGetAsyncError(comm_, &async));
+    if (async != ncclInProgress) NCCL_CHECK(async);
+    return false;
+  }
+
+ private:
+  ncclComm_t comm_;
+  cudaEvent_t event_ = nullptr;
+  Tensor a_, b_;  // buffers kept alive until done
+};
+
+class NcclCommunicator final : public Communicator {
+ public:
+  NcclCommunicator(const MpiComm& comm, int device) : device_(device) {
+    SK_CHECK(comm.valid(), "nccl communicator: null MPI communicator (this rank is not a member)");
+    rank_ = comm.rank();
+    size_ = comm.size();
+    CUDA_CHECK(cudaSetDevice(device_));
+    ncclUniqueId id;
+    std::memset(&id, 0, sizeof id);
+    if (rank_ == 0) NCCL_CHECK(ncclGetUniqueId(&id));
+    MPI_CHECK(MPI_Bcast(&id, static_cast<int>(sizeof id), MPI_BYTE, 0, comm.get()));
+    NCCL_CHECK(ncclCommInitRank(&comm_, size_, id, rank_));
+    cudaError_t rc = cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking);
+    if (rc != cudaSuccess) {
+      ncclCommDestroy(comm_);
+      CUDA_CHECK(rc);
+    }
+  }
+  ~NcclCommunicator() override {
+    report(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+    ncclResult_t rc = ncclCommDestroy(comm_);
+    if (rc != ncclSuccess)
+      std::fprintf(stderr, "sinkhorn: warning: ncclCommDestroy failed on %s: %s\n", rank_tag().c_str(),
+                   ncclGetErrorString(rc));
+    report(cudaStreamDestroy(stream_), "cudaStreamDestroy");
+  }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  const char* kind() const override { return "nccl"; }
+
+ protected:
+  bool supports(Device d) const override { return d == Device::cuda; }
+
+  Handle do_all_reduce(Tensor& buf, CollOp op) override {
+    before();
+    NCCL_CHECK(ncclAllReduce(buf.raw(), buf.raw(), n(buf), ncclFloat32, nccl_op(op), comm_, stream_));
+    return after(buf, Tensor());
+  }
+  Handle do_broadcast(Tensor& buf, int root) override {
+    before();
+    NCCL_CHECK(ncclBroadcast(buf.raw(), buf.raw(), n(buf), ncclFloat32, root, comm_, stream_));
+    return after(buf, Tensor());
+  }
+  Handle do_all_gather(const Tensor& in, Tensor& out) override {
+    before();
+    NCCL_CHECK(ncclAllGather(in.raw(), out.raw(), n(in), ncclFloat32, comm_, stream_));
+    return after(in, out);
+  }
+  Handle do_reduce_scatter(const Tensor& in, Tensor& out, CollOp op) override {
+    before();
+    NCCL_CHECK(ncclReduceScatter(in.raw(), out.raw(), n(out), ncclFloat32, nccl_op(op), comm_, stream_));
+    return after(in, out);
+  }
+  Handle do_send(const Tensor& buf, int peer, int) override {
+    before();
+    NCCL_CHECK(ncclSend(buf.raw(), n(buf), ncclFloat32, peer, comm_, stream_));
+    return after(buf, Tensor());
+  }
+  Handle do_recv(Tensor& buf, int peer, int) override {
+    before();
+    NCCL_CHECK(ncclRecv(buf.raw(), n(buf), ncclFloat32, peer, comm_, stream_));
+    return after(buf, Tensor());
+  }
+
+ private:
+  static std::size_t n(const Tensor& t) { return static_cast<std::size_t>(t.numel()); }
+  void before() {
+    CUDA_CHECK(cudaSetDevice(device_));
+    backend_for(Device::cuda).synchronize();  // buffers written by compute kernels are complete
+  }
+  Handle after(const Tensor& a, const Tensor& b) {
+    return Handle(std::make_unique<NcclWork>(comm_, stream_, a, b));
+  }
+
+  int device_;
+  int rank_ = 0, size_ = 1;
+  ncclComm_t comm_ = nullptr;
+  cudaStream_t stream_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_nccl_communicator(const MpiComm& comm, int cuda_device) {
+  SK_CHECK(has_backend(Device::cuda), "NCCL communicator requested but no CUDA device is available on ", rank_tag());
+  return std::make_unique<NcclCommunicator>(comm, cuda_device);
+}
+
+bool nccl_compiled() { return true; }
+
+}  // namespace sk::par

@@ -1,0 +1,12 @@
+# CLI tests: run the built `sinkhorn` binary (tests/launch/cli_test.sh, one ctest per case).
+# Included by tests/CMakeLists.txt.
+if(NOT TARGET sinkhorn)
+  return()
+endif()
+foreach(case help version no_command unknown_command unknown_option missing_config bad_key bad_type bad_value
+        bad_model_value bad_syntax bad_set bad_set_form bad_steps bad_steps_type bad_device reference_check_args
+        bench_smoke)
+  add_test(NAME launch_cli_${case}
+           COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/cli_test.sh $<TARGET_FILE:sinkhorn> ${PROJECT_SOURCE_DIR} ${case})
+  set_tests_properties(launch_cli_${case} PROPERTIES LABELS "unit;launch" TIMEOUT 300 ENVIRONMENT "OMP_NUM_THREADS=2")
+endforeach()

@@ -1,0 +1,401 @@
+// Config loading and validation: values, overrides, and the one-line errors naming file, table,
+// key, value and rule.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "launch/config.h"
+#include "model/core/error.h"
+
+namespace sk {
+namespace {
+
+const std::string kWorkloads = std::string(SK_SOURCE_DIR) + "/tests/bench/workloads/";
+
+// The [model] of shared/bench/small.toml (every argument spelled out).
+const char* kModel = R"([model]
+num_tokens = 256
+dim = 128
+max_seq_len = 512
+depth = 2
+heads = 4
+bucket_size = 32
+causal = true
+non_permutative = true
+sinkhorn_iter = 5
+n_sortcut = 0
+temperature = 0.75
+reversible = true
+ff_chunks = 1
+ff_glu = false
+return_embeddings = false
+ff_dropout = 0.0
+attn_dropout = 0.0
+attn_layer_dropout = 0.0
+layer_dropout = 0.0
+emb_dropout = 0.0
+weight_tie = false
+use_simple_sort_net = false
+receives_context = false
+context_n_sortcut = 0
+n_local_attn_heads = 2
+use_rezero = false
+n_top_buckets = 2
+pkm_layers = []
+pkm_num_keys = 128
+)";
+
+const char* kTrain = R"(
+[train]
+batch_size = 4
+seq_len = 512
+lr = 0.0001
+)";
+
+struct TempToml {
+  std::string path;
+  explicit TempToml(const std::string& text) {
+    char tmpl[] = "/tmp/sk_config_test_XXXXXX.toml";
+    int fd = ::mkstemps(tmpl, 5);
+    EXPECT_GE(fd, 0);
+    ::close(fd);
+    path = tmpl;
+    std::ofstream(path) << text;
+  }
+  ~TempToml() { std::remove(path.c_str()); }
+};
+
+// Loads and returns the error message ("" when it loads).
+std::string run_error(const std::string& text, const std::vector<std::string>& sets = {}) {
+  TempToml f(text);
+  try {
+    load_run_config(f.path, sets);
+  } catch (const Error& e) {
+    std::string m = e.what();
+    EXPECT_EQ(m.find('\n'), std::string::npos) << "not one line: " << m;
+    EXPECT_NE(m.find(f.path), std::string::npos) << "file not named: " << m;
+    return m;
+  }
+  return "";
+}
+
+std::string with_model_line(const std::string& from, const std::string& to) {
+  std::string m = kModel;
+  auto p = m.find(from);
+  EXPECT_NE(p, std::string::npos) << from;
+  m.replace(p, from.size(), to);
+  return m + kTrain;
+}
+
+std::string with_train(const std::string& extra) { return std::string(kModel) + kTrain + extra + "\n"; }
+
+#define EXPECT_HAS(msg, part) EXPECT_NE((msg).find(part), std::string::npos) << "missing '" << (part) << "' in: " << (msg)
+
+TEST(RunConfig, LoadsBenchWorkloads) {
+  RunConfig small = load_run_config(kWorkloads + "small.toml");
+  EXPECT_EQ(small.model.num_tokens, 256);
+  EXPECT_EQ(small.model.dim, 128);
+  EXPECT_EQ(small.model.depth, 2);
+  EXPECT_EQ(small.model.bucket_size, 32);
+  EXPECT_TRUE(small.model.causal);
+  EXPECT_TRUE(small.model.reversible);
+  EXPECT_EQ(small.model.n_local_attn_heads, 2);
+  EXPECT_FALSE(small.model.emb_dim.has_value());
+  EXPECT_TRUE(small.model.pkm_layers.empty());
+  EXPECT_EQ(small.train.batch_size, 4);
+  EXPECT_EQ(small.train.seq_len, 512);
+  EXPECT_DOUBLE_EQ(small.train.lr, 1e-4);
+  EXPECT_DOUBLE_EQ(small.train.adam_beta2, 0.999);
+  EXPECT_EQ(small.train.warmup_steps, 3);
+  EXPECT_EQ(small.train.measure_steps, 10);
+  RunConfig lite = load_run_config(kWorkloads + "enwik8_lite.toml");
+  EXPECT_EQ(lite.model.emb_dim, 128);
+  EXPECT_EQ(lite.model.ff_chunks, 2);
+  EXPECT_EQ(lite.train.seq_len, 1024);
+}
+
+TEST(RunConfig, LoadsEveryWorkloadInTestsBench) {
+  for (const char* f : {"reversible_depth2.toml", "reversible_depth12.toml", "scaling_seq1024.toml",
+                        "scaling_seq4096.toml"}) {
+    EXPECT_NO_THROW(load_run_config(kWorkloads + f)) << f;
+  }
+}
+
+TEST(RunConfig, AllTrainKeysAndDefaults) {
+  TempToml f(std::string(kModel) + R"(
+[train]
+batch_size = 2
+seq_len = 0
+lr = 1
+adam_beta1 = 0.8
+adam_beta2 = 0.95
+adam_eps = 1e-6
+weight_decay = 0.1
+warmup_steps = 0
+measure_steps = 4
+steps = 7
+seed = 42
+pkm_lr = 0.02
+)");
+  RunConfig c = load_run_config(f.path);
+  EXPECT_EQ(c.path, f.path);
+  EXPECT_EQ(c.train.seq_len, 512);  // 0 -> max_seq_len
+  EXPECT_DOUBLE_EQ(c.train.lr, 1.0);  // integer accepted for a number
+  EXPECT_DOUBLE_EQ(c.train.adam_beta1, 0.8);
+  EXPECT_DOUBLE_EQ(c.train.adam_eps, 1e-6);
+  EXPECT_DOUBLE_EQ(c.train.weight_decay, 0.1);
+  EXPECT_EQ(c.train.warmup_steps, 0);
+  EXPECT_EQ(c.train.measure_steps, 4);
+  EXPECT_EQ(c.train.steps, 7);
+  EXPECT_EQ(c.train.seed, 42u);
+  EXPECT_DOUBLE_EQ(c.train.pkm_lr, 0.02);
+
+  TempToml no_train(kModel);
+  RunConfig d = load_run_config(no_train.path);
+  EXPECT_EQ(d.train.seq_len, 512);
+  EXPECT_EQ(d.train.batch_size, TrainConfig{}.batch_size);
+}
+
+TEST(RunConfig, OptionalModelKeys) {
+  TempToml f(with_model_line("heads = 4\n", "heads = 4\ndim_head = 16\nkv_bucket_size = 32\nemb_dim = 64\n"));
+  RunConfig c = load_run_config(f.path);
+  EXPECT_EQ(c.model.dim_head, 16);
+  EXPECT_EQ(c.model.kv_bucket_size, 32);
+  EXPECT_EQ(c.model.emb_dim, 64);
+  EXPECT_FALSE(c.model.context_bucket_size.has_value());
+}
+
+TEST(ConfigErrors, UnknownKeyNamesKeyValueAndSuggests) {
+  std::string m = run_error(with_model_line("bucket_size = 32", "bucket_sise = 32"));
+  EXPECT_HAS(m, "[model]");
+  EXPECT_HAS(m, "bucket_sise = 32");
+  EXPECT_HAS(m, "unknown key");
+  EXPECT_HAS(m, "did you mean bucket_size?");
+  m = run_error(with_train("warmup = 3"));
+  EXPECT_HAS(m, "[train]: warmup = 3: unknown key");
+}
+
+TEST(ConfigErrors, LineNumberOfTheBadKey) {
+  std::string m = run_error(with_model_line("depth = 2", "depth = \"two\""));
+  EXPECT_HAS(m, ":5 [model]: depth = \"two\": expected an integer");
+}
+
+TEST(ConfigErrors, WrongTypes) {
+  EXPECT_HAS(run_error(with_model_line("dim = 128", "dim = 128.0")), "dim = 128.0: expected an integer (write it without a decimal point)");
+  EXPECT_HAS(run_error(with_model_line("causal = true", "causal = 1")), "causal = 1: expected true or false");
+  EXPECT_HAS(run_error(with_model_line("temperature = 0.75", "temperature = \"hot\"")),
+             "temperature = \"hot\": expected a number");
+  EXPECT_HAS(run_error(with_model_line("pkm_layers = []", "pkm_layers = [1, \"2\"]")),
+             "pkm_layers = [1, \"2\"]: expected an array of integers");
+  EXPECT_HAS(run_error(with_model_line("pkm_layers = []", "pkm_layers = 1")), "pkm_layers = 1: expected an array");
+  std::string m = run_error(std::string(kModel) + "\n[train]\nbatch_size = [4]\n");
+  EXPECT_HAS(m, "[train]: batch_size = [4]: expected an integer");
+  m = run_error(std::string(kModel) + "\n[train]\nlr = nan\n");
+  EXPECT_HAS(m, "lr = nan: must be a finite number");
+  m = run_error(std::string(kModel) + "\n[train]\nseed = -1\n");
+  EXPECT_HAS(m, "[train]: seed = -1: must be >= 0");
+}
+
+TEST(ConfigErrors, BadValues) {
+  std::string base = kModel;
+  EXPECT_HAS(run_error(base + "\n[train]\nbatch_size = -1\n"), "[train]: batch_size = -1: must be >= 1");
+  EXPECT_HAS(run_error(base + "\n[train]\nseq_len = 1024\n"), "[train]: seq_len = 1024: must be <= model.max_seq_len = 512");
+  EXPECT_HAS(run_error(base + "\n[train]\nseq_len = 100\n"), "seq_len = 100: must be a multiple of model.bucket_size = 32");
+  EXPECT_HAS(run_error(base + "\n[train]\nlr = 0\n"), "[train]: lr = 0: must be > 0");
+  EXPECT_HAS(run_error(base + "\n[train]\nadam_beta1 = 1.0\n"), "adam_beta1 = 1: must be in [0, 1)");
+  EXPECT_HAS(run_error(base + "\n[train]\nadam_eps = -1e-8\n"), "adam_eps = -1e-08: must be > 0");
+  EXPECT_HAS(run_error(base + "\n[train]\nweight_decay = -0.5\n"), "weight_decay = -0.5: must be >= 0");
+  EXPECT_HAS(run_error(base + "\n[train]\nwarmup_steps = -1\n"), "warmup_steps = -1: must be >= 0");
+  EXPECT_HAS(run_error(base + "\n[train]\nmeasure_steps = 0\n"), "measure_steps = 0: must be >= 1");
+  EXPECT_HAS(run_error(base + "\n[train]\nsteps = 0\n"), "steps = 0: must be >= 1");
+  EXPECT_HAS(run_error(with_model_line("return_embeddings = false", "return_embeddings = true")),
+             "[model]: return_embeddings = true");
+}
+
+TEST(ConfigErrors, ModelRulesComeFromValidateLmConfigWithTheFile) {
+  std::string m = run_error(with_model_line("depth = 2", "depth = -3"));
+  EXPECT_HAS(m, "[model]");
+  EXPECT_HAS(m, "depth = -3");
+  m = run_error(with_model_line("n_local_attn_heads = 2", "n_local_attn_heads = 9"));
+  EXPECT_HAS(m, "[model]");
+  EXPECT_HAS(m, "n_local_attn_heads = 9");
+}
+
+TEST(ConfigErrors, MissingAndUnknownTables) {
+  std::string m = run_error(kTrain);
+  EXPECT_HAS(m, "missing table [model]");
+  m = run_error(with_model_line("num_tokens = 256\n", ""));
+  EXPECT_HAS(m, "[model]: num_tokens: missing (required)");
+  m = run_error(std::string(kModel) + kTrain + "\n[optim]\nlr = 1\n");
+  EXPECT_HAS(m, "[optim]: unknown table");
+  m = run_error(std::string(kModel) + kTrain + "\n[trian]\nlr = 1\n");
+  EXPECT_HAS(m, "did you mean train?");
+  m = run_error("lr = 3\n" + std::string(kModel));
+  EXPECT_HAS(m, "lr = 3: key outside any table");
+}
+
+TEST(ConfigErrors, SyntaxErrorWithPosition) {
+  std::string m = run_error(std::string(kModel) + "\n[train]\nlr = = 3\n");
+  EXPECT_HAS(m, "TOML syntax error");
+  EXPECT_HAS(m, ":33:6: TOML syntax error");
+}
+
+TEST(ConfigErrors, MissingFile) {
+  try {
+    load_run_config("/nonexistent/run.toml");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_HAS(std::string(e.what()), "cannot read config file '/nonexistent/run.toml'");
+  }
+}
+
+TEST(Overrides, Parse) {
+  ConfigOverride o = parse_override("train.lr=3e-4");
+  EXPECT_EQ(o.table, "train");
+  EXPECT_EQ(o.key, "lr");
+  EXPECT_EQ(o.value, "3e-4");
+  EXPECT_EQ(o.text, "train.lr=3e-4");
+  o = parse_override(" model.pkm_layers = [1, 2] ");
+  EXPECT_EQ(o.table, "model");
+  EXPECT_EQ(o.key, "pkm_layers");
+  EXPECT_EQ(o.value, "[1, 2]");
+  o = parse_override("case.name=a=b");
+  EXPECT_EQ(o.value, "a=b");
+  for (const char* bad : {"train.lr", "lr=3", "a.b.c=1", "train.lr=", ".lr=1", "train.=1"}) {
+    try {
+      parse_override(bad);
+      ADD_FAILURE() << bad;
+    } catch (const Error& e) {
+      EXPECT_HAS(std::string(e.what()), std::string("--set ") + bad);
+    }
+  }
+}
+
+TEST(Overrides, ApplyTypedValues) {
+  TempToml f(std::string(kModel) + kTrain);
+  RunConfig c = load_run_config(f.path, {"train.lr=0.5", "model.pkm_layers=[1]", "model.causal=false",
+                                         "train.batch_size=2", "model.emb_dim=64", "train.seed=9"});
+  EXPECT_DOUBLE_EQ(c.train.lr, 0.5);
+  EXPECT_EQ(c.model.pkm_layers, (std::vector<std::int64_t>{1}));
+  EXPECT_FALSE(c.model.causal);
+  EXPECT_EQ(c.train.batch_size, 2);
+  EXPECT_EQ(c.model.emb_dim, 64);
+  EXPECT_EQ(c.train.seed, 9u);
+  // Later overrides win.
+  c = load_run_config(f.path, {"train.lr=0.5", "train.lr=0.25"});
+  EXPECT_DOUBLE_EQ(c.train.lr, 0.25);
+  // A [train] table absent from the file is created.
+  TempToml g(kModel);
+  c = load_run_config(g.path, {"train.batch_size=3"});
+  EXPECT_EQ(c.train.batch_size, 3);
+}
+
+TEST(Overrides, ErrorsNameTheOverride) {
+  std::string m = run_error(std::string(kModel) + kTrain, {"train.batch_size=2.5"});
+  EXPECT_HAS(m, "[train]: batch_size = 2.5 (from --set train.batch_size=2.5): expected an integer");
+  m = run_error(std::string(kModel) + kTrain, {"train.lr=fast"});
+  EXPECT_HAS(m, "lr = \"fast\" (from --set train.lr=fast): expected a number");
+  m = run_error(std::string(kModel) + kTrain, {"model.depht=3"});
+  EXPECT_HAS(m, "depht = 3 (from --set model.depht=3): unknown key (did you mean depth?)");
+  m = run_error(std::string(kModel) + kTrain, {"optim.lr=3"});
+  EXPECT_HAS(m, "[optim]: unknown table");
+  m = run_error(std::string(kModel) + kTrain, {"train.lr=-1"});
+  EXPECT_HAS(m, "[train]: lr = -1: must be > 0");
+  TempToml f(std::string(kModel) + kTrain);
+  try {
+    load_run_config(f.path, {"model.pkm_layers=[1"});
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_HAS(std::string(e.what()), "--set model.pkm_layers=[1: value [1 is not a valid TOML value");
+  }
+}
+
+// ---- reference case configs ----
+std::string case_table(const std::string& kind, const std::string& extra = "") {
+  return "\n[case]\nname = \"t\"\nkind = \"" + kind +
+         "\"\nfeatures = [\"a\", \"b\"]\nbatch_size = 2\nseq_len = 128\nautopad = \"none\"\nloss = \"" +
+         (kind == "embeddings" ? "mse_probe" : "cross_entropy") + "\"\nmode = \"eval\"\ntrain_expected = false\nseed = 7\n" +
+         extra;
+}
+
+std::string case_error(const std::string& text) {
+  TempToml f(text);
+  try {
+    load_reference_case_config(f.path);
+  } catch (const Error& e) {
+    std::string m = e.what();
+    EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+    EXPECT_NE(m.find(f.path), std::string::npos) << m;
+    return m;
+  }
+  return "";
+}
+
+TEST(CaseConfig, LmCaseWithCheckTables) {
+  TempToml f(std::string(kModel) + case_table("lm") + "\n[check_margins]\nwhatever = 1\n");
+  ReferenceCaseConfig c = load_reference_case_config(f.path);
+  ASSERT_TRUE(c.model.has_value());
+  EXPECT_FALSE(c.encoder.has_value());
+  EXPECT_EQ(c.model->dim, 128);
+  EXPECT_EQ(c.info.name, "t");
+  EXPECT_EQ(c.info.kind, "lm");
+  EXPECT_EQ(c.info.features, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(c.info.batch_size, 2);
+  EXPECT_EQ(c.info.seq_len, 128);
+  EXPECT_EQ(c.info.seed, 7);
+}
+
+TEST(CaseConfig, EncoderDecoder) {
+  std::string enc = kModel, dec = kModel;
+  enc.replace(0, 7, "[encoder]");
+  enc.replace(enc.find("return_embeddings = false"), 25, "return_embeddings = true");
+  dec.replace(0, 7, "[decoder]");
+  dec.replace(dec.find("receives_context = false"), 24, "receives_context = true");
+  TempToml f(enc + dec + case_table("encoder_decoder", "context_seq_len = 128\n"));
+  ReferenceCaseConfig c = load_reference_case_config(f.path);
+  ASSERT_TRUE(c.encoder && c.decoder);
+  EXPECT_FALSE(c.model.has_value());
+  EXPECT_TRUE(c.encoder->return_embeddings);
+  EXPECT_TRUE(c.decoder->receives_context);
+  EXPECT_EQ(c.info.context_seq_len, 128);
+
+  std::string m = case_error(enc + case_table("encoder_decoder", "context_seq_len = 128\n"));
+  EXPECT_HAS(m, "needs tables [encoder] and [decoder]");
+  m = case_error(std::string(kModel) + dec + enc + case_table("encoder_decoder", "context_seq_len = 128\n"));
+  EXPECT_HAS(m, "not [model]");
+}
+
+TEST(CaseConfig, EveryReferenceCaseLoads) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(SK_TEST_DATA) / "reference";
+  if (!fs::is_directory(dir)) GTEST_SKIP() << "no reference cases under " << dir;
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const fs::path cfg = e.path() / "config.toml";
+    if (!fs::exists(cfg)) continue;
+    ReferenceCaseConfig c;
+    ASSERT_NO_THROW(c = load_reference_case_config(cfg.string())) << cfg;
+    EXPECT_EQ(c.info.name, e.path().filename().string());
+    EXPECT_EQ(c.info.kind == "encoder_decoder", c.encoder.has_value());
+    ++n;
+  }
+  EXPECT_GE(n, 1);
+}
+
+TEST(CaseConfig, Errors) {
+  EXPECT_HAS(case_error(std::string(kModel) + case_table("lm", "extra = 1\n")), "[case]: extra = 1: unknown key");
+  EXPECT_HAS(case_error(std::string(kModel) + case_table("language")), "[case]: kind = \"language\": must be one of");
+  EXPECT_HAS(case_error(std::string(kModel) + case_table("lm").replace(case_table("lm").find("\"none\""), 6, "\"both\"")),
+             "autopad = \"both\": must be one of");
+  EXPECT_HAS(case_error(std::string(kModel) + case_table("embeddings")), "[model]: return_embeddings = false: must be true");
+  EXPECT_HAS(case_error(std::string(kModel)), "missing table [case]");
+  EXPECT_HAS(case_error(case_table("lm")), "needs a table [model]");
+  EXPECT_HAS(case_error(std::string(kModel) + case_table("lm") + "\n[train]\nlr = 1\n"), "[train]: unknown table");
+}
+
+}  // namespace
+}  // namespace sk

@@ -1,0 +1,56 @@
+# Reference parity tests: every case of tests/data/reference in eval mode (and train mode where an
+# expected_train.safetensors exists), each run by `sinkhorn reference-check` (or, while the CLI is
+# not built, by the stand-alone driver below) and checked by the independent tests/tools/compare.py.
+
+set(_sk_ref_dir ${CMAKE_CURRENT_SOURCE_DIR}/data/reference)
+set(_sk_ref_out ${CMAKE_CURRENT_BINARY_DIR}/reference_out)
+
+find_package(Python3 COMPONENTS Interpreter)
+
+# Stand-alone driver: the reference-check code of launch/ plus the config reader, without the
+# rest of the CLI (a quick target to iterate on; the tests use `sinkhorn` whenever it is built).
+set(_sk_driver_all)
+if(TARGET sinkhorn)
+  set(_sk_driver_all EXCLUDE_FROM_ALL)
+endif()
+add_executable(sk_reference_check ${_sk_driver_all}
+  ${CMAKE_CURRENT_SOURCE_DIR}/model/driver/reference_check_driver.cpp
+  ${PROJECT_SOURCE_DIR}/launch/reference_check.cpp
+  ${PROJECT_SOURCE_DIR}/launch/config_toml.cpp
+  ${PROJECT_SOURCE_DIR}/launch/config_validate.cpp
+  ${PROJECT_SOURCE_DIR}/trainer/checkpoint/safetensors.cpp)
+target_include_directories(sk_reference_check PRIVATE ${PROJECT_SOURCE_DIR})
+if(SK_TOML_INCLUDE)
+  target_include_directories(sk_reference_check PRIVATE ${SK_TOML_INCLUDE})
+endif()
+target_link_libraries(sk_reference_check PRIVATE sk_lm sk_layers sk_backends sk_core nlohmann_json::nlohmann_json)
+sk_warnings(sk_reference_check)
+
+if(TARGET sinkhorn)
+  set(_sk_ref_cmd $<TARGET_FILE:sinkhorn> reference-check)
+else()
+  set(_sk_ref_cmd $<TARGET_FILE:sk_reference_check>)
+endif()
+
+if(Python3_Interpreter_FOUND)
+  file(GLOB _sk_ref_cases LIST_DIRECTORIES true CONFIGURE_DEPENDS ${_sk_ref_dir}/v*)
+  foreach(_case ${_sk_ref_cases})
+    if(NOT IS_DIRECTORY ${_case})
+      continue()
+    endif()
+    get_filename_component(_name ${_case} NAME)
+    set(_modes eval)
+    if(EXISTS ${_case}/expected_train.safetensors)
+      list(APPEND _modes train)
+    endif()
+    foreach(_mode ${_modes})
+      add_test(NAME reference_${_name}_${_mode}
+               COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/tools/run_reference_case.sh ${_case} ${_mode}
+                       ${_sk_ref_out}/${_name}_${_mode}.safetensors ${_sk_ref_cmd})
+      set_tests_properties(reference_${_name}_${_mode} PROPERTIES LABELS parity TIMEOUT 600
+                           ENVIRONMENT "PYTHON=${Python3_EXECUTABLE}")
+    endforeach()
+  endforeach()
+else()
+  message(STATUS "sinkhorn: python3 not found -> reference parity tests are not registered")
+endif()

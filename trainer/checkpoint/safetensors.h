@@ -1,0 +1,50 @@
+// safetensors.h — safetensors files (https://github.com/huggingface/safetensors) and loading /
+// saving a model's ParamSet by reference state_dict names.
+//
+// Layout: 8-byte little-endian header length N, N bytes of JSON {name: {"dtype", "shape",
+// "data_offsets": [begin, end]}, optional "__metadata__": {str: str}} padded with spaces so that
+// 8 + N is a multiple of 8, then the data region (offsets relative to it). Dtypes: F32, BF16, I64,
+// I32, U8 (the Tensor dtypes). Writing is atomic: a temporary file in the same folder, fsync,
+// rename over the target, fsync of the folder. Tensors are written in name order.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "model/core/param.h"
+#include "model/core/tensor.h"
+
+namespace sk {
+
+using TensorMap = std::map<std::string, Tensor>;
+using Metadata = std::map<std::string, std::string>;
+
+// Reads every tensor into host (cpu) memory. Throws sk::Error naming the file (and the tensor) on
+// any malformed header, unsupported dtype, bad offsets or truncated data.
+TensorMap read_safetensors(const std::string& path, Metadata* metadata = nullptr);
+// Writes tensors (any device; copied to the host) atomically.
+void write_safetensors(const std::string& path, const TensorMap& tensors, const Metadata& metadata = {});
+
+struct LoadOptions {
+  bool require_all = true;        // every parameter and buffer must be found (under any of its names)
+  bool allow_unexpected = false;  // file tensors that name nothing in the ParamSet are an error unless set
+};
+struct LoadReport {
+  std::vector<std::string> loaded;      // primary names of parameters / buffers set
+  std::vector<std::string> missing;     // not found (only when !require_all)
+  std::vector<std::string> unexpected;  // file names matching nothing (only when allow_unexpected)
+};
+// Sets every parameter (found under its primary name or any alias of a tied parameter) and every
+// buffer from `tensors`. A shape mismatch, a wrong dtype (parameters: F32 or BF16; buffers: their
+// own dtype), or (per options) a missing / unexpected tensor throws sk::Error naming the tensor.
+LoadReport load_params(ParamSet& ps, const TensorMap& tensors, const LoadOptions& opt = {});
+LoadReport load_params_file(ParamSet& ps, const std::string& path, const LoadOptions& opt = {});
+
+// Every parameter value by name — with aliases, a tied tensor appears once per name, as in the
+// reference state_dict — plus the buffers. Tensors are views (no copy).
+TensorMap params_by_name(ParamSet& ps, bool with_aliases = true, bool with_buffers = true);
+// Gradients by name, under `prefix` + name (e.g. "grad."); aliases carry the total gradient.
+TensorMap grads_by_name(ParamSet& ps, const std::string& prefix, bool with_aliases = true);
+void save_params_file(const std::string& path, ParamSet& ps, bool with_aliases = true, const Metadata& metadata = {});
+
+}  // namespace sk
