@@ -9,6 +9,7 @@
 #include <climits>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -130,7 +131,10 @@ struct CudaBackend::State {
   std::unique_ptr<cu::CachingAllocator> alloc;
 };
 
-CudaBackend::CudaBackend() = default;
+CudaBackend::CudaBackend() {
+  const char* e = std::getenv("SK_CUDA_SYNC_INDEX_CHECKS");
+  sync_index_checks_.store(e && std::strcmp(e, "1") == 0, std::memory_order_relaxed);
+}
 
 CudaBackend::~CudaBackend() {
   // The registered instance lives for the whole process (never destroyed); this serves
@@ -255,6 +259,10 @@ void CudaBackend::copy_bytes(void* dst, Device dst_dev, const void* src, Device 
   } else {
     copy_to_host(s, dst, src, n);
   }
+}
+
+void CudaBackend::after_index_op(State& s) {
+  if (sync_index_checks_.load(std::memory_order_relaxed)) sync_and_check(s);
 }
 
 void CudaBackend::synchronize() {
@@ -482,6 +490,7 @@ void CudaBackend::do_cross_entropy_backward(Tensor& dlogits, float scale, const 
   State& s = st();
   cu::launch_cross_entropy_backward(f32(dlogits), f32(logits), i64(targets), f32(lse), logits.dim(0), logits.dim(1),
                                     scale, ignore_index, s.dev_err, s.stream);
+  after_index_op(s);
 }
 
 // ---- layernorm ---------------------------------------------------------------------------------
@@ -507,12 +516,14 @@ void CudaBackend::do_embedding(Tensor& y, const Tensor& table, const Tensor& ids
   State& s = st();
   cu::launch_embedding_forward(f32(y), f32(table), i64(ids), ids.numel(), table.dim(0), table.dim(1), s.dev_err,
                                s.stream);
+  after_index_op(s);
 }
 
 void CudaBackend::do_embedding_backward(Tensor& dtable, const Tensor& dy, const Tensor& ids) {
   State& s = st();
   cu::launch_embedding_backward(f32(dtable), f32(dy), i64(ids), ids.numel(), dtable.dim(0), dtable.dim(1), s.dev_err,
                                 s.stream);
+  after_index_op(s);
 }
 
 // ---- shape ops ---------------------------------------------------------------------------------
@@ -569,12 +580,14 @@ void CudaBackend::do_gather_rows(Tensor& y, const Tensor& x, const Tensor& idx) 
   State& s = st();
   cu::launch_gather_rows(y.raw(), x.raw(), i64(idx), x.dim(0), x.dim(1), x.dim(2), idx.dim(1),
                          static_cast<int>(dtype_size(x.dtype())), s.dev_err, s.stream);
+  after_index_op(s);
 }
 
 void CudaBackend::do_scatter_add_rows(Tensor& dx, const Tensor& dy, const Tensor& idx) {
   State& s = st();
   cu::launch_scatter_add_rows(f32(dx), f32(dy), i64(idx), dx.dim(0), dx.dim(1), dx.dim(2), idx.dim(1), s.dev_err,
                               s.stream);
+  after_index_op(s);
 }
 
 void CudaBackend::do_topk(Tensor& values, Tensor& indices, const Tensor& x, std::int64_t k) {

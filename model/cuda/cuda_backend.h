@@ -13,7 +13,9 @@
 // * Index errors (ids or row indices out of range) are detected on the device without stalling
 //   the stream and reported as sk::Error at the next synchronisation point: synchronize() or a
 //   copy to the host (Tensor::to_vector, item). cross_entropy checks its targets at once (it
-//   reads the row count back anyway).
+//   reads the row count back anyway). set_sync_index_checks(true), or SK_CUDA_SYNC_INDEX_CHECKS=1
+//   in the environment, makes every index op wait and throw at once, like the CPU backend (slower:
+//   for debugging and for tests that expect the throw from the op itself).
 // This header does not include CUDA headers; CUstream_st* is cudaStream_t.
 #pragma once
 #include <atomic>
@@ -59,6 +61,8 @@ class CudaBackend final : public Backend {
   void empty_cache();                  // returns cached blocks to the driver
   // f32 GEMMs may use TF32 tensor cores (faster, ~1e-3 relative error). Default off: exact fp32.
   void set_allow_tf32(bool allow);
+  // Index ops (embedding, gather/scatter rows, cross-entropy backward) synchronise and throw at once.
+  void set_sync_index_checks(bool on) { sync_index_checks_.store(on, std::memory_order_relaxed); }
 
  protected:
   void do_fill(Tensor& x, float value) override;
@@ -118,6 +122,8 @@ class CudaBackend final : public Backend {
   void sync_and_check(State& s);
   // Device -> host copy of n bytes, then sync_and_check.
   void copy_to_host(State& s, void* dst, const void* src, std::size_t n);
+  // After an index op: waits and throws at once when sync_index_checks_ is on.
+  void after_index_op(State& s);
   void gemm_strided(State& s, const void* a, const void* b, void* c, bool bf16_in, bool bf16_out, const GemmDesc& d);
 
   std::mutex init_mu_;
@@ -125,6 +131,7 @@ class CudaBackend final : public Backend {
   std::unique_ptr<State> state_;
   int requested_device_ = -1;
   bool allow_tf32_ = false;
+  std::atomic<bool> sync_index_checks_{false};
 };
 
 }  // namespace sk

@@ -706,6 +706,7 @@ TEST(CudaBackend, CopiesEveryDirection) {
 TEST(CudaBackend, DeferredIndexErrorsSurfaceAtSync) {
   SK_NEED_CUDA();
   Backend& be = backend_for(Device::cuda);
+  cuda_backend().set_sync_index_checks(false);
   Tensor table = randt({10, 4}, 1).to(Device::cuda);
   Tensor bad = Tensor::from_vector<std::int64_t>({1, 10, 2}, {3}).to(Device::cuda);
   Tensor y = be.embedding(table, bad);  // queued; no throw yet
@@ -717,6 +718,12 @@ TEST(CudaBackend, DeferredIndexErrorsSurfaceAtSync) {
   EXPECT_THROW(g.to_vector<float>(), Error);  // reported by the next copy to the host
   Tensor good = Tensor::from_vector<std::int64_t>({0, 4, 1, 2}, {2, 2}).to(Device::cuda);
   EXPECT_NO_THROW(be.gather_rows(x, good).to_vector<float>());
+  // Synchronous mode: the op itself throws, as on the CPU backend.
+  cuda_backend().set_sync_index_checks(true);
+  EXPECT_THROW(be.embedding(table, bad), Error);
+  EXPECT_THROW(be.gather_rows(x, idx), Error);
+  EXPECT_NO_THROW(be.gather_rows(x, good));
+  cuda_backend().set_sync_index_checks(false);
 }
 
 TEST(CudaBackend, StreamAndDevice) {
