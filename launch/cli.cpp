@@ -1,12 +1,21 @@
 // cli.cpp — `sinkhorn` subcommands (see cli.h).
 #include "launch/cli.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <iostream>
+#include <memory>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
+#include "data/sampler.h"
 #include "launch/config.h"
 #include "launch/reference_check.h"
 #include "model/backends.h"
@@ -14,6 +23,7 @@
 #include "model/core/error.h"
 #include "parallel/communicator.h"
 #include "trainer/bench.h"
+#include "trainer/trainer.h"
 
 #ifndef SK_VERSION
 #define SK_VERSION "0.0.0"
@@ -35,6 +45,9 @@ const char* kUsage =
     "  bench CONFIG.toml [--steps N] [--warmup N] [--device cpu|cuda] [--set table.key=value]...\n"
     "      time full training steps (forward, loss, backward, AdamW) on random tokens;\n"
     "      prints one JSON line last\n"
+    "  train CONFIG.toml [--set table.key=value]... [--device cpu|cuda] [--resume]\n"
+    "      train the LM on a text file ([data], [train], [log], [checkpoint] tables); one process,\n"
+    "      or data-parallel under mpirun / srun (one rank per GPU, or CPU ranks)\n"
     "\n"
     "options:\n"
     "  -h, --help     this help (also: sinkhorn <command> --help)\n"
@@ -152,6 +165,153 @@ int cmd_bench(const std::vector<std::string>& args) {
   return 0;
 }
 
+// Whether this process was started by an MPI launcher (mpirun, srun with PMI/PMIx): only then
+// does `train` initialise MPI.
+bool launched_by_mpi() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "PMI_RANK", "MPI_LOCALNRANKS"})
+    if (std::getenv(v)) return true;
+  return false;
+}
+
+// Whether every rank has a GPU of its own: one rank per node, or each rank's CUDA_VISIBLE_DEVICES
+// names one device and no two ranks of a node name the same one (launch/scripts/mpirun.sh and
+// Slurm's --gpus-per-task=1 arrange that). Collective over the world.
+bool one_gpu_per_rank(const par::World& world) {
+  const char* cvd = std::getenv("CUDA_VISIBLE_DEVICES");
+  const std::string vis = cvd ? cvd : "";
+  const bool single = cvd && !vis.empty() && vis.find(',') == std::string::npos;
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  const unsigned long long key = std::hash<std::string>{}(std::string(host) + "|" + (single ? vis : "*"));
+  std::vector<unsigned long long> keys(static_cast<std::size_t>(world.size()));
+  MPI_CHECK(MPI_Allgather(&key, 1, MPI_UNSIGNED_LONG_LONG, keys.data(), 1, MPI_UNSIGNED_LONG_LONG, world.comm().get()));
+  int my_single = single ? 1 : 0, all_single = 0;
+  MPI_CHECK(MPI_Allreduce(&my_single, &all_single, 1, MPI_INT, MPI_MIN, world.comm().get()));
+  std::sort(keys.begin(), keys.end());
+  const bool distinct = std::adjacent_find(keys.begin(), keys.end()) == keys.end();
+  int one_per_node = world.local_size() == 1 ? 1 : 0, all_one_per_node = 0;
+  MPI_CHECK(MPI_Allreduce(&one_per_node, &all_one_per_node, 1, MPI_INT, MPI_MIN, world.comm().get()));
+  return all_one_per_node == 1 || (all_single == 1 && distinct);
+}
+
+nlohmann::json config_snapshot(const RunConfig& cfg, Device dev, int world_size) {
+  nlohmann::json j;
+  j["file"] = cfg.path;
+  j["toml"] = cfg.text;
+  j["overrides"] = cfg.overrides;
+  j["device"] = std::string(device_name(dev));
+  j["world_size"] = world_size;
+  j["resolved"] = {{"batch_size", cfg.train.batch_size}, {"seq_len", cfg.train.seq_len},
+                   {"steps", cfg.train.steps},           {"grad_accum", cfg.train.grad_accum},
+                   {"lr", cfg.train.lr},                 {"seed", cfg.train.seed},
+                   {"data_path", cfg.data.path}};
+  return j;
+}
+
+TrainSpec train_spec(const RunConfig& cfg, Device dev, bool resume) {
+  TrainSpec s;
+  s.name = std::filesystem::path(cfg.path).stem().string();
+  s.model = cfg.model;
+  const TrainConfig& t = cfg.train;
+  s.batch_size = t.batch_size;
+  s.seq_len = t.seq_len;
+  s.steps = t.steps;
+  s.grad_accum = t.grad_accum;
+  s.grad_clip = t.grad_clip;
+  s.optim.lr = t.lr;
+  s.optim.pkm_lr = t.pkm_lr;
+  s.optim.beta1 = t.adam_beta1;
+  s.optim.beta2 = t.adam_beta2;
+  s.optim.eps = t.adam_eps;
+  s.optim.weight_decay = t.weight_decay;
+  s.schedule.lr = t.lr;
+  s.schedule.min_lr = t.min_lr;
+  s.schedule.warmup_steps = t.lr_warmup_steps;
+  s.schedule.decay_steps = std::max(t.lr_decay_steps > 0 ? t.lr_decay_steps : t.steps, t.lr_warmup_steps);
+  s.schedule.decay = parse_lr_decay(t.lr_decay);
+  s.seed = t.seed;
+  s.data_path = cfg.data.path;
+  s.val_fraction = cfg.data.val_fraction;
+  s.order = data::parse_sample_order(cfg.data.order);
+  s.log_interval = cfg.log.interval;
+  s.log_dir = cfg.log.dir;
+  s.eval_interval = cfg.log.eval_interval;
+  s.eval_batches = cfg.log.eval_batches;
+  s.sample_interval = cfg.log.sample_interval;
+  s.sample_len = cfg.log.sample_len;
+  s.sample_prompt = cfg.log.sample_prompt;
+  s.sample_temperature = cfg.log.sample_temperature;
+  s.checkpoint_dir = cfg.checkpoint.dir;
+  s.checkpoint_interval = cfg.checkpoint.interval;
+  s.keep_last = cfg.checkpoint.keep_last;
+  s.resume = resume;
+  s.device = dev;
+  return s;
+}
+
+int train_main(const RunConfig& cfg, Device dev, bool resume, par::World* world) {
+  const int ranks = world ? world->size() : 1;
+  validate_for_training(cfg, ranks);
+  TrainSpec spec = train_spec(cfg, dev, resume);
+  spec.config_snapshot = config_snapshot(cfg, dev, ranks);
+  std::unique_ptr<par::Communicator> comm;
+  if (world && ranks > 1) {
+    const bool nccl = dev == Device::cuda && par::nccl_compiled() && one_gpu_per_rank(*world);
+    if (dev == Device::cuda && !nccl && world->rank() == 0)
+      std::fprintf(stderr,
+                   "sinkhorn: warning: GPU ranks share devices (or NCCL is not built): gradients go over MPI; "
+                   "give each rank its own GPU (launch/scripts/mpirun.sh, or srun --gpus-per-task=1) for NCCL\n");
+    comm = nccl ? par::make_nccl_communicator(world->comm(), 0) : par::make_mpi_communicator(world->comm());
+    if (world->rank() == 0)
+      std::fprintf(stdout, "data parallel: %d ranks, %s communicator\n", ranks, comm->kind());
+  }
+  TrainResult r = run_training(spec, comm.get());
+  (void)r;
+  return 0;
+}
+
+int cmd_train(const std::vector<std::string>& args) {
+  const std::string usage = "train CONFIG.toml [--set table.key=value]... [--device cpu|cuda] [--resume]";
+  po::options_description opts("train options");
+  auto add = opts.add_options();
+  add("help,h", "this help");
+  add("config", po::value<std::string>(), "run TOML ([model], [train], [data], [log], [checkpoint])");
+  add("set", po::value<std::vector<std::string>>()->composing(), "override a config value, e.g. train.lr=3e-4");
+  add("device", po::value<std::string>()->default_value("cpu"), "cpu | cuda");
+  add("resume", "continue from <checkpoint.dir>/latest (bit-identical to an uninterrupted run)");
+  po::positional_options_description pos;
+  pos.add("config", 1);
+  po::variables_map vm;
+  if (!parse("train", args, opts, pos, vm, usage)) return 0;
+  SK_CHECK(vm.count("config"), "train: missing CONFIG.toml (usage: sinkhorn ", usage, ")");
+  std::vector<std::string> sets;
+  if (vm.count("set")) sets = vm["set"].as<std::vector<std::string>>();
+  const Device dev = parse_device("train", vm["device"].as<std::string>());
+  const bool resume = vm.count("resume") > 0;
+
+  if (!launched_by_mpi()) {
+    const RunConfig cfg = load_run_config(vm["config"].as<std::string>(), sets);
+    SK_CHECK(has_backend(dev), "train: --device ", device_name(dev), ": no such backend in this process",
+             dev == Device::cuda ? (cuda_compiled() ? " (no GPU visible)" : " (built without CUDA)") : "");
+    return train_main(cfg, dev, resume, nullptr);
+  }
+  // Under an MPI launcher. On an error the World is left running (not finalised) so that main()
+  // can report it and MPI_Abort the other ranks instead of leaving them in a collective.
+  auto* world = new par::World(nullptr, nullptr);
+  try {
+    const RunConfig cfg = load_run_config(vm["config"].as<std::string>(), sets);
+    SK_CHECK(has_backend(dev), "train: --device ", device_name(dev), ": no such backend in this process",
+             dev == Device::cuda ? (cuda_compiled() ? " (no GPU visible)" : " (built without CUDA)") : "");
+    const int rc = train_main(cfg, dev, resume, world);
+    world->barrier();
+    delete world;
+    return rc;
+  } catch (...) {
+    if (world->size() == 1) delete world;  // nobody to abort: finalise normally
+    throw;
+  }
+}
+
 }  // namespace
 
 std::string version_string() {
@@ -182,16 +342,17 @@ int run_cli(const std::vector<std::string>& args) {
     }
     throw Error(cat("unknown option ", a, " (see sinkhorn --help)"));
   }
-  SK_CHECK(i < args.size(), "no command given (commands: reference-check, bench; see sinkhorn --help)");
+  SK_CHECK(i < args.size(), "no command given (commands: reference-check, bench, train; see sinkhorn --help)");
   const std::string cmd = args[i];
   std::vector<std::string> rest(args.begin() + static_cast<std::ptrdiff_t>(i + 1), args.end());
   if (cmd == "reference-check") return cmd_reference_check(rest);
   if (cmd == "bench") return cmd_bench(rest);
+  if (cmd == "train") return cmd_train(rest);
   if (cmd == "help") {
     std::cout << kUsage;
     return 0;
   }
-  throw Error(cat("unknown command '", cmd, "' (commands: reference-check, bench; see sinkhorn --help)"));
+  throw Error(cat("unknown command '", cmd, "' (commands: reference-check, bench, train; see sinkhorn --help)"));
 }
 
 }  // namespace sk

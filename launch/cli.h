@@ -2,6 +2,7 @@
 //
 //   sinkhorn reference-check CASE_DIR --dump OUT.safetensors [--mode eval|train] [--device cpu|cuda]
 //   sinkhorn bench CONFIG.toml [--steps N] [--warmup N] [--device cpu|cuda] [--set table.key=value]...
+//   sinkhorn train CONFIG.toml [--set table.key=value]... [--device cpu|cuda] [--resume]
 //   sinkhorn --help | --version
 //
 // Errors are thrown (sk::Error for bad input); main.cpp prints them as one line.

@@ -28,14 +28,54 @@ struct TrainConfig {
   std::int64_t warmup_steps = 3;     // benchmark: untimed steps first
   std::int64_t measure_steps = 10;   // benchmark: timed steps (median reported)
   std::uint64_t seed = 0;
+  // `sinkhorn train` only (the benchmark ignores these):
+  std::int64_t grad_accum = 1;       // micro-batches per step; batch_size is the GLOBAL batch of a step
+                                     // (all ranks, all micro-batches): divisible by ranks * grad_accum
+  double grad_clip = 1.0;            // clip gradients to this global L2 norm; 0 = no clipping
+  std::int64_t lr_warmup_steps = 0;  // linear learning-rate warm-up over the first N steps
+  std::string lr_decay = "cosine";   // after warm-up: "cosine" (to min_lr at lr_decay_steps) | "constant"
+  std::int64_t lr_decay_steps = 0;   // step where the cosine reaches min_lr; 0 -> steps
+  double min_lr = 0.0;               // floor of the cosine decay (pkm_lr is scaled by the same factor)
 };
 // [train] keys, in the order documented above (also the accepted set: any other key is an error).
 // A [train] table may be absent (all defaults); seq_len = 0 is resolved to model.max_seq_len.
+
+// [data] of a run config (`sinkhorn train`): a text file read as byte tokens (vocabulary 256).
+struct DataConfig {
+  std::string path;            // required by `sinkhorn train`; relative paths in the file are taken
+                               // from the config file's folder, relative --set paths from the cwd
+  double val_fraction = 0.05;  // last fraction of the bytes held out for validation, in [0, 1)
+  std::string order = "random_windows";  // "random_windows" | "shuffled_chunks" (data/sampler.h)
+};
+
+// [log]: console progress, metrics.jsonl, evaluation and sampling.
+struct LogConfig {
+  std::int64_t interval = 10;         // progress line + metrics.jsonl record every N steps (and the last)
+  std::string dir;                    // folder of metrics.jsonl; "" = console only
+  std::int64_t eval_interval = 0;     // validation loss every N steps (and at the end); 0 = never
+  std::int64_t eval_batches = 4;      // global batches of the validation split per evaluation
+  std::int64_t sample_interval = 0;   // generate text every N steps (and at the end); 0 = never
+  std::int64_t sample_len = 128;      // bytes generated per sample
+  std::string sample_prompt;          // prompt; "" = the first seq_len / 2 bytes of the validation split
+  double sample_temperature = 1.0;    // softmax temperature (top-k filter, thres 0.9, as the reference)
+};
+
+// [checkpoint]: periodic checkpoints (docs/architecture.md "Checkpoints").
+struct CheckpointConfig {
+  std::string dir;                  // "" = no checkpoints
+  std::int64_t interval = 0;        // every N steps; 0 = only at the end (the end is always saved)
+  std::int64_t keep_last = 3;       // keep the newest N step folders; 0 = keep all
+};
 
 struct RunConfig {
   std::string path;  // file it came from (for error messages)
   LMConfig model;
   TrainConfig train;
+  DataConfig data;
+  LogConfig log;
+  CheckpointConfig checkpoint;
+  std::string text;                    // the config file as read (snapshot saved in checkpoints)
+  std::vector<std::string> overrides;  // the --set texts applied, in order
 };
 
 // Loads a run/benchmark TOML file, applies `overrides` ("table.key=value", e.g. "train.lr=3e-4"),
@@ -78,6 +118,11 @@ ConfigOverride parse_override(const std::string& text);
 // validate_run_config calls validate_lm_config(cfg.model, "<file> [model]") and checks [train].
 void validate_run_config(const RunConfig& cfg);
 void validate_train_config(const TrainConfig& t, const LMConfig& model, const std::string& file);
+// [data] / [log] / [checkpoint] rules that need no files (the trainer checks the data file itself).
+void validate_run_tables(const RunConfig& cfg);
+// What only `sinkhorn train` needs: data.path set, num_tokens >= 256 (byte tokens), a causal LM is
+// not required, batch_size divisible by data-parallel ranks * grad_accum. Throws one-line sk::Error.
+void validate_for_training(const RunConfig& cfg, int dp_ranks);
 void validate_reference_case_config(const ReferenceCaseConfig& c, const std::string& file);
 
 }  // namespace sk

@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <filesystem>
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -96,10 +97,11 @@ std::string read_file(const std::string& path) {
   return os.str();
 }
 
-Doc parse_doc(const std::string& path) {
+Doc parse_doc(const std::string& path, std::string* text_out = nullptr) {
   Doc d;
   d.file = path;
   std::string text = read_file(path);
+  if (text_out) *text_out = text;
   try {
     d.root = toml::parse(text, path);
   } catch (const toml::parse_error& e) {
@@ -330,6 +332,56 @@ TrainConfig read_train(const Doc& d, const toml::table* t) {
   r.integer("warmup_steps", c.warmup_steps);
   r.integer("measure_steps", c.measure_steps);
   r.unsigned_integer("seed", c.seed);
+  r.integer("grad_accum", c.grad_accum);
+  r.number("grad_clip", c.grad_clip);
+  r.integer("lr_warmup_steps", c.lr_warmup_steps);
+  r.string("lr_decay", c.lr_decay);
+  r.integer("lr_decay_steps", c.lr_decay_steps);
+  r.number("min_lr", c.min_lr);
+  r.finish();
+  return c;
+}
+
+DataConfig read_data(const Doc& d, const toml::table* t) {
+  DataConfig c;
+  if (!t) return c;
+  TableReader r(d, "data", *t);
+  r.string("path", c.path);
+  r.number("val_fraction", c.val_fraction);
+  r.string("order", c.order);
+  r.finish();
+  // A relative path written in the file is relative to the file's folder; one given with --set
+  // is relative to the working directory.
+  if (!c.path.empty() && !d.overridden.count({"data", "path"})) {
+    std::filesystem::path p(c.path);
+    if (p.is_relative()) c.path = (std::filesystem::path(d.file).parent_path() / p).lexically_normal().string();
+  }
+  return c;
+}
+
+LogConfig read_log(const Doc& d, const toml::table* t) {
+  LogConfig c;
+  if (!t) return c;
+  TableReader r(d, "log", *t);
+  r.integer("interval", c.interval);
+  r.string("dir", c.dir);
+  r.integer("eval_interval", c.eval_interval);
+  r.integer("eval_batches", c.eval_batches);
+  r.integer("sample_interval", c.sample_interval);
+  r.integer("sample_len", c.sample_len);
+  r.string("sample_prompt", c.sample_prompt);
+  r.number("sample_temperature", c.sample_temperature);
+  r.finish();
+  return c;
+}
+
+CheckpointConfig read_checkpoint(const Doc& d, const toml::table* t) {
+  CheckpointConfig c;
+  if (!t) return c;
+  TableReader r(d, "checkpoint", *t);
+  r.string("dir", c.dir);
+  r.integer("interval", c.interval);
+  r.integer("keep_last", c.keep_last);
   r.finish();
   return c;
 }
@@ -381,15 +433,19 @@ ConfigOverride parse_override(const std::string& text) {
 }
 
 RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides) {
-  Doc d = parse_doc(path);
-  apply_overrides(d, overrides);
-  check_top_level(d, {"model", "train"});
   RunConfig cfg;
+  Doc d = parse_doc(path, &cfg.text);
+  apply_overrides(d, overrides);
+  check_top_level(d, {"model", "train", "data", "log", "checkpoint"});
   cfg.path = path;
+  cfg.overrides = overrides;
   const toml::table* model = table_of(d, "model");
   SK_CHECK(model, path, ": missing table [model] (the SinkhornTransformerLM arguments)");
   cfg.model = read_lm(d, "model", *model);
   cfg.train = read_train(d, table_of(d, "train"));
+  cfg.data = read_data(d, table_of(d, "data"));
+  cfg.log = read_log(d, table_of(d, "log"));
+  cfg.checkpoint = read_checkpoint(d, table_of(d, "checkpoint"));
   if (cfg.train.seq_len == 0) cfg.train.seq_len = cfg.model.max_seq_len;
   validate_run_config(cfg);
   return cfg;

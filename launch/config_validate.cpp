@@ -77,6 +77,54 @@ void validate_train_config(const TrainConfig& t, const LMConfig& m, const std::s
 void validate_run_config(const RunConfig& cfg) {
   validate_lm_config(cfg.model, cfg.path + " [model]");
   validate_train_config(cfg.train, cfg.model, cfg.path);
+  validate_run_tables(cfg);
+}
+
+void validate_run_tables(const RunConfig& cfg) {
+  const TrainConfig& t = cfg.train;
+  Rules r(cfg.path, "train");
+  r.at_least("grad_accum", t.grad_accum, 1);
+  r.non_negative("grad_clip", t.grad_clip);
+  r.at_least("lr_warmup_steps", t.lr_warmup_steps, 0);
+  r.one_of("lr_decay", t.lr_decay, {"cosine", "constant"});
+  r.at_least("lr_decay_steps", t.lr_decay_steps, 0);
+  r.non_negative("min_lr", t.min_lr);
+  if (t.min_lr > t.lr) r.fail("min_lr", t.min_lr, cat("must be <= lr = ", t.lr));
+  if (t.lr_decay_steps > 0 && t.lr_decay_steps < t.lr_warmup_steps)
+    r.fail("lr_decay_steps", t.lr_decay_steps, cat("must be >= lr_warmup_steps = ", t.lr_warmup_steps, " (or 0)"));
+
+  Rules d(cfg.path, "data");
+  d.unit_interval("val_fraction", cfg.data.val_fraction);
+  d.one_of("order", cfg.data.order, {"random_windows", "shuffled_chunks"});
+
+  Rules l(cfg.path, "log");
+  const LogConfig& g = cfg.log;
+  l.at_least("interval", g.interval, 1);
+  l.at_least("eval_interval", g.eval_interval, 0);
+  l.at_least("eval_batches", g.eval_batches, 1);
+  l.at_least("sample_interval", g.sample_interval, 0);
+  l.at_least("sample_len", g.sample_len, 1);
+  l.positive("sample_temperature", g.sample_temperature);
+  if (g.sample_interval > 0 && !cfg.model.causal)
+    Rules(cfg.path, "model").fail("causal", "false", "log.sample_interval > 0 needs a causal model (generation)");
+
+  Rules c(cfg.path, "checkpoint");
+  c.at_least("interval", cfg.checkpoint.interval, 0);
+  c.at_least("keep_last", cfg.checkpoint.keep_last, 0);
+}
+
+void validate_for_training(const RunConfig& cfg, int dp_ranks) {
+  if (cfg.data.path.empty())
+    throw_error(cat(cfg.path, " [data]: path: missing (required by sinkhorn train: a text file read as byte tokens)"));
+  if (cfg.model.num_tokens < 256)
+    Rules(cfg.path, "model").fail("num_tokens", cfg.model.num_tokens,
+                                  "must be >= 256 to train on byte tokens ([data] reads a file byte by byte)");
+  const TrainConfig& t = cfg.train;
+  const std::int64_t parts = static_cast<std::int64_t>(dp_ranks) * t.grad_accum;
+  if (t.batch_size % parts != 0)
+    Rules(cfg.path, "train").fail("batch_size", t.batch_size,
+                                  cat("must be divisible by ranks (", dp_ranks, ") * grad_accum (", t.grad_accum,
+                                      ") = ", parts, ": batch_size is the global batch of one step"));
 }
 
 void validate_reference_case_config(const ReferenceCaseConfig& c, const std::string& file) {

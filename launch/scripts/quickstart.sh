@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job, as it stands today: set up, build, then run
 #   1. `sinkhorn reference-check` on a reference case (our model vs the PyTorch reference numbers),
-#   2. `sinkhorn bench` — real training steps (forward, loss, backward, AdamW) of the "small"
-#      workload on CPU (or on the GPU when one is present).
+#   2. `sinkhorn train launch/configs/tinyshakespeare.toml` — a real training run of a small causal
+#      reversible model on Shakespeare's text (loss falling, validation loss, a generated sample,
+#      checkpoints in runs/tinyshakespeare/), on CPU (or on the GPU when one is present).
 # Usage: bash launch/scripts/quickstart.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -17,4 +18,6 @@ case=tests/data/reference/v01_causal_basic
 python3 tests/tools/compare.py "$case/expected.safetensors" "$out/v01.safetensors" --failures-only
 device=cpu
 if nvidia-smi -L >/dev/null 2>&1; then device=cuda; fi
-"$build/sinkhorn" bench tests/bench/workloads/small.toml --steps 5 --warmup 1 --device "$device"
+# A fresh run each time: the previous quickstart's run folder is replaced (use --resume to continue one).
+rm -rf runs/tinyshakespeare
+"$build/sinkhorn" train launch/configs/tinyshakespeare.toml --device "$device"

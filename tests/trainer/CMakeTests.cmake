@@ -1,0 +1,21 @@
+# Data-parallel training under mpirun: tests/trainer/test_train_dp.cpp as its own MPI executable
+# (in sk_test_trainer the same tests skip: no MPI there), plus a CLI end-to-end run of
+# `sinkhorn train` on 1 and 2 ranks. Included by tests/CMakeLists.txt.
+if(NOT TARGET sk_trainer OR NOT TARGET sk_parallel)
+  return()
+endif()
+add_executable(sk_test_train_dp ${CMAKE_CURRENT_LIST_DIR}/test_train_dp.cpp)
+target_link_libraries(sk_test_train_dp PRIVATE sk_trainer sk_parallel sk_backends GTest::gtest)
+target_include_directories(sk_test_train_dp PRIVATE ${PROJECT_SOURCE_DIR})
+target_compile_definitions(sk_test_train_dp PRIVATE SK_TRAIN_DP_MAIN=1 SK_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+sk_warnings(sk_test_train_dp)
+
+set(_sk_train_mpirun ${MPIEXEC_EXECUTABLE} --allow-run-as-root --oversubscribe)
+add_test(NAME train_dp_mpi_np2 COMMAND ${_sk_train_mpirun} -np 2 $<TARGET_FILE:sk_test_train_dp>)
+set_tests_properties(train_dp_mpi_np2 PROPERTIES LABELS "trainer;multirank" TIMEOUT 600 ENVIRONMENT "OMP_NUM_THREADS=1")
+
+if(TARGET sinkhorn)
+  add_test(NAME train_cli COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/train_cli_test.sh $<TARGET_FILE:sinkhorn>
+                                  ${PROJECT_SOURCE_DIR} ${MPIEXEC_EXECUTABLE})
+  set_tests_properties(train_cli PROPERTIES LABELS "trainer;launch;multirank" TIMEOUT 600 ENVIRONMENT "OMP_NUM_THREADS=1")
+endif()

@@ -1,0 +1,264 @@
+// `sinkhorn train` in one process: the loss falls, the schedule, checkpoints (layout, bit-identical
+// resume, corruption detection, no overwrite), bad input.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <numeric>
+
+#include "data/data_error.h"
+#include "model/core/error.h"
+#include "test_train_util.h"
+#include "trainer/checkpoint/checkpoint.h"
+#include "trainer/lr_schedule.h"
+#include "trainer/metrics.h"
+
+namespace sk {
+namespace {
+
+namespace fs = std::filesystem;
+using test::tiny_spec;
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(LrSchedule, WarmupCosineConstant) {
+  LrSchedule s;
+  s.lr = 1.0;
+  s.min_lr = 0.1;
+  s.warmup_steps = 4;
+  s.decay_steps = 14;
+  EXPECT_DOUBLE_EQ(s.lr_at(0), 0.25);
+  EXPECT_DOUBLE_EQ(s.lr_at(3), 1.0);
+  EXPECT_DOUBLE_EQ(s.lr_at(4), 1.0);
+  EXPECT_NEAR(s.lr_at(9), 0.55, 1e-12);  // half way: (1 + 0.1) / 2
+  EXPECT_DOUBLE_EQ(s.lr_at(14), 0.1);
+  EXPECT_DOUBLE_EQ(s.lr_at(100), 0.1);
+  for (std::int64_t i = 5; i < 14; ++i) EXPECT_LT(s.lr_at(i), s.lr_at(i - 1));
+  s.decay = LrSchedule::Decay::constant;
+  EXPECT_DOUBLE_EQ(s.lr_at(100), 1.0);
+  EXPECT_DOUBLE_EQ(s.scale_at(1), 0.5);
+  s.min_lr = 2.0;
+  EXPECT_THROW(s.check(), Error);
+  EXPECT_THROW(parse_lr_decay("linear"), Error);
+}
+
+TEST(Metrics, JsonAndProgressLine) {
+  StepMetrics m;
+  m.step = 20;
+  m.total = 300;
+  m.loss = 2.5;
+  m.lr = 1e-3;
+  m.grad_norm = 0.75;
+  m.tokens_per_s = 5120;
+  m.elapsed = 61;
+  m.eta = 3700;
+  m.memory_bytes = 3 << 20;
+  const auto j = step_metrics_json(m);
+  for (const char* k : {"step", "loss", "lr", "grad_norm", "tokens_per_s", "elapsed", "eta"}) EXPECT_TRUE(j.contains(k)) << k;
+  const std::string line = progress_line(m);
+  EXPECT_NE(line.find("step  20/300"), std::string::npos) << line;
+  EXPECT_NE(line.find("5.1k tok/s"), std::string::npos) << line;
+  EXPECT_NE(line.find("3.0 MiB"), std::string::npos) << line;
+  EXPECT_NE(line.find("ETA 1h01m"), std::string::npos) << line;
+}
+
+TEST(Checkpoint, Crc32KnownValue) {
+  const std::string s = "123456789";
+  EXPECT_EQ(crc32(s.data(), s.size()), 0xCBF43926u);
+  EXPECT_EQ(checkpoint_dir_name(120), "step-00000120");
+}
+
+// 30 CPU steps of a tiny model on tinyshakespeare: the loss clearly falls, metrics are written.
+TEST(Train, LossFallsOnTinyShakespeare) {
+  TrainSpec s = tiny_spec();
+  s.steps = 30;
+  s.schedule.warmup_steps = 3;
+  s.schedule.decay_steps = 30;
+  s.log_interval = 10;
+  s.log_dir = test::fresh_dir("loss");
+  s.eval_interval = 30;
+  s.eval_batches = 2;
+  s.sample_interval = 30;
+  s.sample_len = 8;
+  s.sample_prompt = "ROMEO:";
+  const TrainResult r = run_training(s);
+  ASSERT_EQ(r.losses.size(), 30u);
+  const double first = r.losses.front();
+  const double last5 = std::accumulate(r.losses.end() - 5, r.losses.end(), 0.0) / 5;
+  EXPECT_NEAR(first, std::log(256.0), 0.5);
+  EXPECT_LT(last5, first - 1.5) << "first " << first << " last " << last5;
+  ASSERT_EQ(r.val_losses.size(), 1u);
+  EXPECT_LT(r.val_losses[0], first - 1.0);
+  ASSERT_EQ(r.samples.size(), 1u);
+  EXPECT_EQ(r.samples[0].rfind("ROMEO:", 0), 0u);
+  EXPECT_EQ(r.tokens_seen, 30 * 4 * 32);
+
+  std::ifstream in(s.log_dir + "/metrics.jsonl");
+  std::string line;
+  int steps = 0, evals = 0, samples = 0;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.contains("loss")) {
+      ++steps;
+      for (const char* k : {"step", "lr", "grad_norm", "tokens_per_s", "elapsed", "eta"}) EXPECT_TRUE(j.contains(k));
+    }
+    evals += j.contains("val_loss");
+    samples += j.contains("sample");
+  }
+  EXPECT_EQ(steps, 3);
+  EXPECT_EQ(evals, 1);
+  EXPECT_EQ(samples, 1);
+  fs::remove_all(s.log_dir);
+}
+
+// 2N steps straight vs N steps, then --resume for N more: the same losses and parameters, bit for bit.
+TEST(Train, ResumeIsBitIdentical) {
+  const std::string root = test::fresh_dir("resume");
+  TrainSpec s = tiny_spec();
+  s.model.ff_dropout = 0.1;  // randomness must resume too
+  s.model.attn_dropout = 0.1;
+  s.steps = 8;
+  s.checkpoint_dir = root + "/straight";
+  s.checkpoint_interval = 4;
+  s.keep_last = 0;
+  const TrainResult full = run_training(s);
+
+  TrainSpec a = s;
+  a.checkpoint_dir = root + "/split";
+  a.steps = 4;  // the schedule still decays over 8 steps (decay_steps)
+  const TrainResult first = run_training(a);
+  TrainSpec b = a;
+  b.steps = 8;
+  b.resume = true;
+  const TrainResult second = run_training(b);
+
+  ASSERT_EQ(full.losses.size(), 8u);
+  ASSERT_EQ(first.losses.size(), 4u);
+  ASSERT_EQ(second.losses.size(), 4u);
+  EXPECT_EQ(second.start_step, 4);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(full.losses[static_cast<std::size_t>(i)], first.losses[static_cast<std::size_t>(i)]) << i;
+    EXPECT_EQ(full.losses[static_cast<std::size_t>(i + 4)], second.losses[static_cast<std::size_t>(i)]) << i;
+  }
+  EXPECT_EQ(full.tokens_seen, second.tokens_seen);
+  for (const char* f : {"model.safetensors", "optim-rank-0000-of-0001.safetensors"})
+    EXPECT_EQ(test::max_abs_diff(s.checkpoint_dir + "/step-00000008/" + f, a.checkpoint_dir + "/step-00000008/" + f), 0.0)
+        << f;
+
+  // Layout: step folders, latest, the four files, index entries with checksums.
+  for (const char* f : {"model.safetensors", "optim-rank-0000-of-0001.safetensors", "trainer.json", "index.json"})
+    EXPECT_TRUE(fs::exists(s.checkpoint_dir + "/step-00000004/" + f)) << f;
+  std::ifstream latest(s.checkpoint_dir + "/latest");
+  std::string name;
+  latest >> name;
+  EXPECT_EQ(name, "step-00000008");
+  std::ifstream idx(s.checkpoint_dir + "/step-00000008/index.json");
+  const auto index = nlohmann::json::parse(idx);
+  const auto& emb = index.at("tensors").at("to_token_emb.weight");
+  EXPECT_EQ(emb.at("file"), "model.safetensors");
+  EXPECT_EQ(emb.at("dtype"), "F32");
+  EXPECT_EQ(emb.at("shape"), nlohmann::json({256, 32}));
+  EXPECT_EQ(emb.at("crc32").get<std::string>().size(), 8u);
+  EXPECT_TRUE(index.at("tensors").contains("exp_avg.to_token_emb.weight"));
+  EXPECT_TRUE(index.at("tensors").contains("step"));
+  std::ifstream tj(s.checkpoint_dir + "/step-00000008/trainer.json");
+  const auto trainer = nlohmann::json::parse(tj);
+  EXPECT_EQ(trainer.at("step"), 8);
+  EXPECT_EQ(trainer.at("sampler").at("step"), 8);
+  EXPECT_EQ(trainer.at("world_size"), 1);
+  fs::remove_all(root);
+}
+
+TEST(Train, KeepLastPrunesOldCheckpoints) {
+  const std::string root = test::fresh_dir("keep");
+  TrainSpec s = tiny_spec();
+  s.steps = 4;
+  s.checkpoint_dir = root;
+  s.checkpoint_interval = 1;
+  s.keep_last = 2;
+  run_training(s);
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(root)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"latest", "step-00000003", "step-00000004"}));
+  fs::remove_all(root);
+}
+
+TEST(Train, CorruptCheckpointIsRefused) {
+  const std::string root = test::fresh_dir("corrupt");
+  TrainSpec s = tiny_spec();
+  s.steps = 2;
+  s.checkpoint_dir = root;
+  run_training(s);
+  const std::string model = root + "/step-00000002/model.safetensors";
+  {
+    std::fstream f(model, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-5, std::ios::end);
+    char c = 0;
+    f.read(&c, 1);
+    c = static_cast<char>(c ^ 0x5A);
+    f.seekp(-5, std::ios::end);
+    f.write(&c, 1);
+  }
+  const auto before = fs::last_write_time(model);
+  TrainSpec r = s;
+  r.steps = 4;
+  r.resume = true;
+  const std::string m = error_of([&] { run_training(r); });
+  EXPECT_NE(m.find("model.safetensors"), std::string::npos) << m;
+  EXPECT_NE(m.find("checksum mismatch"), std::string::npos) << m;
+  EXPECT_FALSE(fs::exists(root + "/step-00000004"));
+  EXPECT_EQ(fs::last_write_time(model), before);
+
+  // A fresh run into a folder that already holds a run is refused, nothing written.
+  TrainSpec f = s;
+  const std::string m2 = error_of([&] { run_training(f); });
+  EXPECT_NE(m2.find("already holds a run"), std::string::npos) << m2;
+
+  // latest naming a missing folder.
+  { std::ofstream(root + "/latest") << "step-00000099\n"; }
+  const std::string m3 = error_of([&] { run_training(r); });
+  EXPECT_NE(m3.find("step-00000099"), std::string::npos) << m3;
+  fs::remove_all(root);
+}
+
+TEST(Train, BadInput) {
+  TrainSpec s = tiny_spec();
+  s.data_path = "/nonexistent/corpus.txt";
+  const std::string m = error_of([&] { run_training(s); });
+  EXPECT_NE(m.find("/nonexistent/corpus.txt"), std::string::npos) << m;
+
+  TrainSpec r = tiny_spec();
+  r.checkpoint_dir = test::fresh_dir("noresume");
+  r.resume = true;
+  const std::string m2 = error_of([&] { run_training(r); });
+  EXPECT_NE(m2.find("holds no checkpoint"), std::string::npos) << m2;
+  fs::remove_all(r.checkpoint_dir);
+
+  TrainSpec b = tiny_spec();
+  b.batch_size = 3;
+  b.grad_accum = 2;
+  EXPECT_NE(error_of([&] { run_training(b); }).find("divisible"), std::string::npos);
+}
+
+// Gradient accumulation: 2 micro-batches of 2 rows = 1 batch of 4 rows (dropout 0), to float rounding.
+TEST(Train, GradAccumMatchesOneBigBatch) {
+  TrainSpec a = tiny_spec();
+  a.steps = 4;
+  TrainSpec b = a;
+  b.grad_accum = 2;
+  const TrainResult ra = run_training(a), rb = run_training(b);
+  for (std::size_t i = 0; i < 4; ++i) EXPECT_NEAR(ra.losses[i], rb.losses[i], 2e-4) << i;
+}
+
+}  // namespace
+}  // namespace sk
