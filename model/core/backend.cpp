@@ -648,4 +648,145 @@ void Backend::adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor&
   if (param.numel()) do_adamw(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step);
 }
 
+// ---- fused attention ----------------------------------------------------------------------------
+namespace {
+
+struct AttnDims {
+  std::int64_t G, Lq, Lk, dh;
+};
+
+AttnDims check_attention(const char* op, const Backend& be, const Tensor& q, const Tensor& k, const Tensor& v,
+                         const Tensor& keep, const Tensor& q_keep, const Tensor& k_keep, float p_drop) {
+  Device dev = be.device();
+  need_f32(op, "q", q, dev);
+  need_f32(op, "k", k, dev);
+  need_f32(op, "v", v, dev);
+  SK_CHECK(q.ndim() == 3, op, ": q must be [G, Lq, dh], got ", q.str());
+  AttnDims d{q.dim(0), q.dim(1), k.ndim() == 3 ? k.dim(1) : -1, q.dim(2)};
+  SK_CHECK(k.ndim() == 3 && k.dim(0) == d.G && k.dim(2) == d.dh, op, ": k must be [", d.G, ", Lk, ", d.dh, "], got ",
+           k.str());
+  SK_CHECK(v.shape() == k.shape(), op, ": v must have k's shape ", shape_str(k.shape()), ", got ", v.str());
+  if (keep.defined()) {
+    need(op, "keep", keep, dev, DType::u8);
+    SK_CHECK(keep.ndim() == 3 && keep.dim(1) == d.Lq && keep.dim(2) == d.Lk && keep.dim(0) > 0 &&
+                 d.G % keep.dim(0) == 0,
+             op, ": keep must be u8 [Gm, ", d.Lq, ", ", d.Lk, "] with ", d.G, " % Gm == 0, got ", keep.str());
+  }
+  if (q_keep.defined()) {
+    need_f32(op, "q_keep", q_keep, dev);
+    SK_CHECK(q_keep.shape() == Shape({d.G, d.Lq}), op, ": q_keep must be [", d.G, ", ", d.Lq, "], got ",
+             q_keep.str());
+  }
+  if (k_keep.defined()) {
+    need_f32(op, "k_keep", k_keep, dev);
+    SK_CHECK(k_keep.shape() == Shape({d.G, d.Lk}), op, ": k_keep must be [", d.G, ", ", d.Lk, "], got ",
+             k_keep.str());
+  }
+  SK_CHECK(p_drop >= 0.f && p_drop < 1.f, op, ": dropout probability must be in [0, 1), got ", p_drop);
+  return d;
+}
+
+// The allowed-entry mask of attention() as f32 [G, Lq, Lk] (1 / 0), or undefined when all allowed.
+Tensor attention_keep_f32(Backend& be, const AttnDims& d, const Tensor& keep, const Tensor& q_keep,
+                          const Tensor& k_keep) {
+  Tensor m;
+  if (keep.defined()) {
+    std::int64_t Gm = keep.dim(0);
+    Tensor kf = be.cast(keep, DType::f32).reshape({1, Gm, d.Lq, d.Lk});
+    m = be.mul(kf, Tensor::full({d.G / Gm, 1, 1, 1}, 1.f, be.device())).reshape({d.G, d.Lq, d.Lk});
+  }
+  if (q_keep.defined()) {
+    Tensor f = q_keep.reshape({d.G, d.Lq, 1});
+    m = m.defined() ? be.mul(m, f) : be.mul(f, Tensor::full({1, 1, d.Lk}, 1.f, be.device()));
+  }
+  if (k_keep.defined()) {
+    Tensor f = k_keep.reshape({d.G, 1, d.Lk});
+    m = m.defined() ? be.mul(m, f) : be.mul(f, Tensor::full({1, d.Lq, 1}, 1.f, be.device()));
+  }
+  return m;
+}
+
+// Scores with masked entries overwritten: s·m + (m − 1)·FLT_MAX (exact: s where m = 1, −FLT_MAX where 0).
+Tensor attention_probs(Backend& be, const Tensor& q, const Tensor& k, const Tensor& m, float scale) {
+  Tensor s = be.matmul(q, k, false, true, scale);  // [G, Lq, Lk]
+  if (m.defined()) {
+    Tensor bias = be.scale(be.unary(m, UnaryOp::add_scalar, -1.f), 3.4028234663852886e38f);
+    s = be.add(be.mul(s, m), bias);
+  }
+  return be.softmax(s);
+}
+
+}  // namespace
+
+Tensor Backend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& keep, const Tensor& q_keep,
+                          const Tensor& k_keep, float scale, float p_drop, RngKey key) {
+  AttnDims d = check_attention("attention", *this, q, k, v, keep, q_keep, k_keep, p_drop);
+  Tensor out = Tensor::empty({d.G, d.Lq, d.dh}, DType::f32, device());
+  if (out.numel() == 0) return out;
+  if (d.Lk == 0) {  // softmax over nothing: no keys contribute
+    fill(out, 0.f);
+    return out;
+  }
+  do_attention(out, q, k, v, keep, q_keep, k_keep, scale, p_drop, key);
+  return out;
+}
+
+Backend::AttentionGrads Backend::attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k,
+                                                    const Tensor& v, const Tensor& keep, const Tensor& q_keep,
+                                                    const Tensor& k_keep, float scale, float p_drop, RngKey key) {
+  AttnDims d = check_attention("attention_backward", *this, q, k, v, keep, q_keep, k_keep, p_drop);
+  need_f32("attention_backward", "dout", dout, device());
+  SK_CHECK(dout.shape() == q.shape(), "attention_backward: dout must have q's shape ", shape_str(q.shape()), ", got ",
+           dout.str());
+  AttentionGrads g;
+  g.dq = Tensor::empty(q.shape(), DType::f32, device());
+  g.dk = Tensor::empty(k.shape(), DType::f32, device());
+  g.dv = Tensor::empty(v.shape(), DType::f32, device());
+  if (d.G * d.Lq * d.Lk * d.dh == 0) {
+    fill(g.dq, 0.f);
+    fill(g.dk, 0.f);
+    fill(g.dv, 0.f);
+    return g;
+  }
+  do_attention_backward(g.dq, g.dk, g.dv, dout, q, k, v, keep, q_keep, k_keep, scale, p_drop, key);
+  return g;
+}
+
+// The composition of public ops (the default hooks; every backend has these).
+void attention_composed(Backend& be, Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v,
+                        const Tensor& keep, const Tensor& q_keep, const Tensor& k_keep, float scale, float p_drop,
+                        RngKey key) {
+  AttnDims d{q.dim(0), q.dim(1), k.dim(1), q.dim(2)};
+  Tensor p = attention_probs(be, q, k, attention_keep_f32(be, d, keep, q_keep, k_keep), scale);
+  Tensor pd = p_drop > 0.f ? be.dropout(p, p_drop, key) : p;
+  be.gemm(out, pd, v, false, false);
+}
+
+void attention_backward_composed(Backend& be, Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout,
+                                 const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& keep,
+                                 const Tensor& q_keep, const Tensor& k_keep, float scale, float p_drop, RngKey key) {
+  AttnDims d{q.dim(0), q.dim(1), k.dim(1), q.dim(2)};
+  Tensor m = attention_keep_f32(be, d, keep, q_keep, k_keep);
+  Tensor p = attention_probs(be, q, k, m, scale);
+  Tensor pd = p_drop > 0.f ? be.dropout(p, p_drop, key) : p;
+  be.gemm(dv, pd, dout, true, false);                       // pdᵀ dout
+  Tensor dpd = be.matmul(dout, v, false, true);             // [G, Lq, Lk]
+  Tensor dp = p_drop > 0.f ? be.dropout_backward(dpd, p_drop, key) : dpd;
+  Tensor ds = be.softmax_backward(dp, p);
+  if (m.defined()) ds = be.mul(ds, m);                      // zero gradient to masked entries
+  be.gemm(dq, ds, k, false, false, scale);
+  be.gemm(dk, ds, q, true, false, scale);
+}
+
+void Backend::do_attention(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& keep,
+                           const Tensor& q_keep, const Tensor& k_keep, float scale, float p_drop, RngKey key) {
+  attention_composed(*this, out, q, k, v, keep, q_keep, k_keep, scale, p_drop, key);
+}
+
+void Backend::do_attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q,
+                                    const Tensor& k, const Tensor& v, const Tensor& keep, const Tensor& q_keep,
+                                    const Tensor& k_keep, float scale, float p_drop, RngKey key) {
+  attention_backward_composed(*this, dq, dk, dv, dout, q, k, v, keep, q_keep, k_keep, scale, p_drop, key);
+}
+
 }  // namespace sk

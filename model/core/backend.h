@@ -165,6 +165,35 @@ class Backend {
   void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, float lr, float beta1,
                     float beta2, float eps, float weight_decay, std::int64_t step);
 
+  // ---- fused attention (appended; hooks do_attention / do_attention_backward below) ----
+  // Grouped scaled-dot-product attention: G independent groups of Lq queries against Lk keys.
+  //   q [G, Lq, dh], k, v [G, Lk, dh], all f32.
+  //   keep   : undefined or u8 [Gm, Lq, Lk] with G % Gm == 0; group g uses keep[g % Gm] (a structural
+  //            mask shared by the groups with the same g % Gm). 1 = allowed, 0 = masked.
+  //   q_keep : undefined or f32 [G, Lq] (1 = query real, 0 = masked row), k_keep: undefined or f32
+  //            [G, Lk] (1 = key real, 0 = masked column). Entry (g, i, j) is allowed iff
+  //            keep[g % Gm, i, j] != 0 && q_keep[g, i] != 0 && k_keep[g, j] != 0 (undefined = all 1).
+  // Forward (the reference's arithmetic):
+  //   s[g,i,j] = scale * sum_d q[g,i,d] k[g,j,d], overwritten with -FLT_MAX where not allowed;
+  //   p[g,i,:] = softmax(s[g,i,:]) (row max subtracted; a fully masked row becomes uniform 1/Lk);
+  //   pd = p_drop > 0 ? inverted dropout of p : p, element (g,i,j) kept iff
+  //        philox_uniform_at(key, (g*Lq + i)*Lk + j) >= p_drop, kept values times 1.0f/(1.0f - p_drop)
+  //        (exactly Backend::dropout applied to the [G, Lq, Lk] tensor p);
+  //   out[g,i,:] = sum_j pd[g,i,j] v[g,j,:]                     -> out [G, Lq, dh]
+  // Nothing of size G*Lq*Lk needs to be kept: backward recomputes p from q, k and the masks.
+  Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& keep, const Tensor& q_keep,
+                   const Tensor& k_keep, float scale, float p_drop = 0.f, RngKey key = {});
+  struct AttentionGrads {
+    Tensor dq, dk, dv;  // shaped like q, k, v (fresh tensors, overwrite semantics)
+  };
+  // Backward of attention() with the same arguments and dout [G, Lq, dh]:
+  //   dpd = dout vᵀ; dv = pdᵀ dout; dp = dropout(dpd) (same mask and scale); D_i = sum_j p_ij dp_ij;
+  //   ds_ij = allowed ? p_ij (dp_ij − D_i) : 0 (masked entries get zero gradient, also in a fully
+  //   masked row); dq = scale · ds k; dk = scale · dsᵀ q.
+  AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                                    const Tensor& keep, const Tensor& q_keep, const Tensor& k_keep, float scale,
+                                    float p_drop = 0.f, RngKey key = {});
+
  protected:
   // Hooks: tensors are validated, contiguous and on this device; outputs pre-allocated.
   virtual void do_fill(Tensor& x, float value) = 0;
@@ -230,7 +259,31 @@ class Backend {
   virtual void do_dropout(Tensor& y, const Tensor& x, float p, RngKey key) = 0;
   virtual void do_adamw(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, float lr, float beta1,
                         float beta2, float eps, float weight_decay, std::int64_t step) = 0;
+
+  // ---- fused attention hooks (appended) ----
+  // Arguments as validated by attention() / attention_backward(): out, dq, dk, dv pre-allocated;
+  // keep / q_keep / k_keep possibly undefined. NOT pure: the default implementations (backend.cpp)
+  // compose the public ops above (matmul, mul, add, softmax, softmax_backward, dropout), which
+  // materialises [G, Lq, Lk] scores; a backend overrides them with a fused kernel (CpuBackend:
+  // model/cpu/fused_attention.cpp — one pass per group, scores in a per-thread scratch).
+  virtual void do_attention(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& keep,
+                            const Tensor& q_keep, const Tensor& k_keep, float scale, float p_drop, RngKey key);
+  virtual void do_attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q,
+                                     const Tensor& k, const Tensor& v, const Tensor& keep, const Tensor& q_keep,
+                                     const Tensor& k_keep, float scale, float p_drop, RngKey key);
 };
+
+// ---- fused attention: the composed implementation ----
+// What the default do_attention / do_attention_backward hooks run: attention() built from public
+// ops (matmul, mul, add, softmax, softmax_backward, dropout) on `be`. Arguments as validated by
+// Backend::attention / attention_backward, outputs pre-allocated. Exposed so that the op tests can
+// check it on every backend, also where a backend overrides the hooks with a fused kernel.
+void attention_composed(Backend& be, Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v,
+                        const Tensor& keep, const Tensor& q_keep, const Tensor& k_keep, float scale, float p_drop,
+                        RngKey key);
+void attention_backward_composed(Backend& be, Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout,
+                                 const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& keep,
+                                 const Tensor& q_keep, const Tensor& k_keep, float scale, float p_drop, RngKey key);
 
 // ---- backend registry ----
 // Backends register themselves through sk::init_backends() (model/backends.cpp), which every

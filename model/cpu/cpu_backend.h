@@ -4,7 +4,7 @@
 //   cpu_backend.cpp (memory, fill, cast, rand, axpy, where, masked_fill), gemm.cpp,
 //   elementwise.cpp, reduce.cpp, softmax.cpp, xent.cpp, layernorm.cpp, embedding.cpp,
 //   shape.cpp (permute, narrow/concat, roll), index.cpp (gather/scatter rows, topk, argmax),
-//   dropout.cpp, adamw.cpp.
+//   dropout.cpp, adamw.cpp, fused_attention.cpp (attention / attention_backward).
 // The hooks receive tensors already checked by backend.cpp (shapes, dtypes, devices); the only
 // checks repeated here are data-dependent ones (index values in range).
 #pragma once
@@ -75,6 +75,12 @@ class CpuBackend final : public Backend {
   void do_dropout(Tensor& y, const Tensor& x, float p, RngKey key) override;
   void do_adamw(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, float lr, float beta1, float beta2, float eps,
                 float weight_decay, std::int64_t step) override;
+  // ---- fused attention (model/cpu/fused_attention.cpp) ----
+  void do_attention(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& keep,
+                    const Tensor& q_keep, const Tensor& k_keep, float scale, float p_drop, RngKey key) override;
+  void do_attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q, const Tensor& k,
+                             const Tensor& v, const Tensor& keep, const Tensor& q_keep, const Tensor& k_keep,
+                             float scale, float p_drop, RngKey key) override;
 
  private:
   std::atomic<std::size_t> in_use_{0};

@@ -14,6 +14,10 @@ inline const float* f32(const Tensor& t) { return static_cast<const float*>(t.ra
 inline const std::int64_t* i64(const Tensor& t) { return static_cast<const std::int64_t*>(t.raw()); }
 inline const std::uint8_t* u8(const Tensor& t) { return static_cast<const std::uint8_t*>(t.raw()); }
 
+// Called once when the backend registers: OpenBLAS runs single-threaded inside our OpenMP team
+// (gemm.cpp says why).
+void threads_init();
+
 // Rows/cols view of a tensor for ops over its last axis.
 inline std::int64_t last_dim(const Tensor& t) { return t.ndim() ? t.dim(-1) : 1; }
 

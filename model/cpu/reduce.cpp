@@ -1,5 +1,6 @@
 // reduce.cpp — reductions over one axis (x seen as [outer, n, inner]): sum/mean/max, logsumexp,
 // cumsum, with backward. Sums accumulate in double.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -15,6 +16,27 @@ void CpuBackend::do_reduce(Tensor& y, const Tensor& x, std::int64_t outer, std::
   float* py = f32(y);
   const float* px = f32(x);
   const std::int64_t m = outer * inner;
+  if (op != ReduceOp::max && inner > 1) {
+    // Sums over a strided axis (bias gradients, sum_to): walk the rows contiguously, a block of
+    // columns at a time, with one double accumulator per column. Each output is still the sum of
+    // its n inputs in ascending order, as in the scalar loop below.
+    constexpr std::int64_t kBlock = 64;
+    const std::int64_t nb = (inner + kBlock - 1) / kBlock;
+#pragma omp parallel for if (m * n > kParallelMin) schedule(static)
+    for (std::int64_t t = 0; t < outer * nb; ++t) {
+      const std::int64_t o = t / nb, i0 = (t % nb) * kBlock, w = std::min(kBlock, inner - i0);
+      double acc[kBlock] = {};
+      const float* p = px + o * n * inner + i0;
+      for (std::int64_t j = 0; j < n; ++j, p += inner)
+        for (std::int64_t k = 0; k < w; ++k) acc[k] += p[k];
+      for (std::int64_t k = 0; k < w; ++k) {
+        double s = acc[k];
+        if (op == ReduceOp::mean) s = n ? s / static_cast<double>(n) : std::numeric_limits<double>::quiet_NaN();
+        py[o * inner + i0 + k] = static_cast<float>(s);
+      }
+    }
+    return;
+  }
 #pragma omp parallel for if (m * n > kParallelMin) schedule(static)
   for (std::int64_t t = 0; t < m; ++t) {
     const std::int64_t o = t / inner, i = t % inner;

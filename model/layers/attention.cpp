@@ -22,26 +22,24 @@ Tensor causal_selection_keep(std::int64_t nb, std::int64_t n_top, Device dev) {
   return attn::host_tensor(v, {1, nb, m}, dev);
 }
 
-// Structural causal keep mask [1, Hs, nb, bs, S] (model-spec §12.7), S = n_top·bs + bs:
-// own-bucket key j is forbidden for query i when j > i; in the last bucket of the rotated heads
-// (h >= hh) queries 1 … bs−1 are forbidden entries 0 … n_top·bs.
-Tensor causal_structural_keep(Backend& be, std::int64_t Hs, std::int64_t hh, std::int64_t nb, std::int64_t bs,
-                              std::int64_t n_top, Device dev) {
+// Structural causal keep mask u8 [Hs·nb, bs, S] (model-spec §12.7), S = n_top·bs + bs: own-bucket
+// key j is forbidden for query i when j > i; in the last bucket of the rotated heads (h >= hh)
+// queries 1 … bs−1 are forbidden entries 0 … n_top·bs.
+Tensor causal_structural_keep(std::int64_t Hs, std::int64_t hh, std::int64_t nb, std::int64_t bs, std::int64_t n_top,
+                              Device dev) {
   std::int64_t S0 = n_top * bs, S = S0 + bs;
-  std::vector<float> tri(static_cast<std::size_t>(bs * S)), last(static_cast<std::size_t>(bs * S));
-  for (std::int64_t i = 0; i < bs; ++i)
-    for (std::int64_t j = 0; j < S; ++j) {
-      tri[static_cast<std::size_t>(i * S + j)] = (j >= S0 && j - S0 > i) ? 0.f : 1.f;
-      last[static_cast<std::size_t>(i * S + j)] = (i >= 1 && j <= S0) ? 1.f : 0.f;
+  std::vector<std::uint8_t> m(static_cast<std::size_t>(Hs * nb * bs * S));
+  for (std::int64_t h = 0; h < Hs; ++h)
+    for (std::int64_t u = 0; u < nb; ++u) {
+      bool rot = h >= hh && u == nb - 1;
+      for (std::int64_t i = 0; i < bs; ++i)
+        for (std::int64_t j = 0; j < S; ++j) {
+          bool tri = !(j >= S0 && j - S0 > i);
+          bool last = rot && i >= 1 && j <= S0;
+          m[static_cast<std::size_t>(((h * nb + u) * bs + i) * S + j)] = (tri && !last) ? 1 : 0;
+        }
     }
-  std::vector<float> rot(static_cast<std::size_t>(Hs * nb), 0.f);
-  for (std::int64_t h = hh; h < Hs; ++h) rot[static_cast<std::size_t>(h * nb + nb - 1)] = 1.f;
-  Tensor t_tri = attn::host_tensor(tri, {1, 1, 1, bs, S}, dev);
-  Tensor t_last = attn::host_tensor(last, {1, 1, 1, bs, S}, dev);
-  Tensor t_rot = attn::host_tensor(rot, {1, Hs, nb, 1, 1}, dev);
-  Tensor forbid = be.mul(t_rot, t_last);                                              // [1, Hs, nb, bs, S]
-  Tensor allow = be.unary(be.unary(forbid, UnaryOp::neg), UnaryOp::add_scalar, 1.f);  // 1 − forbid
-  return be.mul(allow, t_tri);
+  return attn::host_mask(m, {Hs * nb, bs, S}, dev);
 }
 
 // Null buckets: param [Hs, 1, dh] -> [N, n_top, bs·dh] (bs copies of the head's vector per bucket).
@@ -319,15 +317,15 @@ Tensor SinkhornSelfAttention::sinkhorn_forward(const Tensor& q, const Tensor& k,
   Tensor Va = attn::group_sets(be, attn::select_buckets(be, vb, s.sel), d.nb, sortcut, own ? vb : Tensor());
   std::int64_t S = Ka.dim(2) / dh;  // keys per query bucket
 
-  s.attend.view = {B, Hs, d.nb, bs, S};
-  s.attend.keep.clear();
+  s.attend = attn::AttendStash();
   if (q_mask.defined() || kv_mask.defined()) {
     Tensor qm = q_mask.defined() ? q_mask : Tensor::full({B, d.T}, 1.f, q.device());
     Tensor km = kv_mask.defined() ? kv_mask : qm;
-    Tensor kmh = be.mul(km.reshape({B, 1, d.Tk}), Tensor::full({1, Hs, 1}, 1.f, q.device())).reshape({N, d.nkb, kbs});
+    Tensor ones = Tensor::full({1, Hs, 1}, 1.f, q.device());
+    Tensor kmh = be.mul(km.reshape({B, 1, d.Tk}), ones).reshape({N, d.nkb, kbs});
     Tensor mk = attn::group_sets(be, attn::gather_chosen(be, kmh, s.sel), d.nb, sortcut, own ? kmh : Tensor());
-    s.attend.keep.push_back(qm.reshape({B, 1, d.nb, bs, 1}));  // query real
-    s.attend.keep.push_back(mk.reshape({B, Hs, d.nb, 1, S}));  // key real (chosen bucket's mask)
+    s.attend.q_keep = be.mul(qm.reshape({B, 1, d.T}), ones).reshape({N * d.nb, bs});  // query real
+    s.attend.k_keep = mk.reshape({N * d.nb, S});  // key real (chosen bucket's mask)
   }
   float p = c.training ? cfg_.attn_dropout : 0.f;
   Tensor out = attn::attend(be, q.reshape({N * d.nb, bs, dh}), Ka.reshape({N * d.nb, S, dh}),
@@ -406,16 +404,15 @@ Tensor SinkhornSelfAttention::causal_forward(const Tensor& q, const Tensor& k, c
   Tensor Va = attn::group_sets(be, attn::select_buckets(be, vsrc, s.sel), nb, false, vb);
   std::int64_t S = (n_top + 1) * bs;
 
-  s.attend.view = {B, Hs, nb, bs, S};
-  s.attend.keep.clear();
-  s.attend.keep.push_back(causal_structural_keep(be, Hs, hh, nb, bs, n_top, dev));
+  s.attend = attn::AttendStash();
+  s.attend.keep = causal_structural_keep(Hs, hh, nb, bs, n_top, dev);
   if (mask.defined()) {
     Tensor mh = be.mul(mask.reshape({B, 1, d.T, 1}), Tensor::full({1, Hs, 1, 1}, 1.f, dev));  // [B, Hs, T, 1]
     mh = attn::roll_heads_from(be, mh, hh, -(bs - 1)).reshape({N, nb, bs});
     Tensor msrc = be.pad(mh, 1, n_top, 0, 1.f);  // n_top all-true null buckets first (D2 corrected)
     Tensor mk = attn::group_sets(be, attn::gather_chosen(be, msrc, s.sel), nb, false, mh);  // [N, nb, S]
-    s.attend.keep.push_back(mh.reshape({B, Hs, nb, bs, 1}));
-    s.attend.keep.push_back(mk.reshape({B, Hs, nb, 1, S}));
+    s.attend.q_keep = mh.reshape({N * nb, bs});
+    s.attend.k_keep = mk.reshape({N * nb, S});
   }
   float p = c.training ? cfg_.attn_dropout : 0.f;
   Tensor out = attn::attend(be, s.q.reshape({N * nb, bs, dh}), Ka.reshape({N * nb, S, dh}), Va.reshape({N * nb, S, dh}),

@@ -18,32 +18,14 @@ Tensor overwrite_masked_backward(Backend& be, const Tensor& dy, const Tensor& ke
 
 // ---------------------------------------------------------------------------------------------
 Tensor attend(Backend& be, const Tensor& q, const Tensor& k, const Tensor& v, float scale, float p_drop, RngKey key,
-              AttendStash& s) {
-  Tensor sc = be.matmul(q, k, false, true, scale);  // [G, Lq, Lk]
-  if (!s.keep.empty()) {
-    Tensor keep = keep_product(be, s.keep);
-    sc = overwrite_masked(be, sc.reshape(s.view), keep).reshape(sc.shape());
-  }
-  s.p = be.softmax(sc);                                       // [G, Lq, Lk]
-  Tensor pd = p_drop > 0.f ? be.dropout(s.p, p_drop, key) : s.p;
-  return be.matmul(pd, v);                                    // [G, Lq, dh]
+              const AttendStash& s) {
+  return be.attention(q, k, v, s.keep, s.q_keep, s.k_keep, scale, p_drop, key);
 }
 
 AttendGrads attend_backward(Backend& be, const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                             float scale, float p_drop, RngKey key, const AttendStash& s) {
-  AttendGrads g;
-  Tensor pd = p_drop > 0.f ? be.dropout(s.p, p_drop, key) : s.p;  // same mask, redrawn from the key
-  Tensor dpd = be.matmul(dout, v, false, true);                    // [G, Lq, Lk]
-  g.dv = be.matmul(pd, dout, true, false);                         // [G, Lk, dh]
-  Tensor dp = p_drop > 0.f ? be.dropout_backward(dpd, p_drop, key) : dpd;
-  Tensor ds = be.softmax_backward(dp, s.p);                        // [G, Lq, Lk]
-  if (!s.keep.empty()) {
-    Tensor keep = keep_product(be, s.keep);
-    ds = overwrite_masked_backward(be, ds.reshape(s.view), keep).reshape(ds.shape());
-  }
-  g.dq = be.matmul(ds, k, false, false, scale);  // [G, Lq, dh]
-  g.dk = be.matmul(ds, q, true, false, scale);   // [G, Lk, dh]
-  return g;
+  Backend::AttentionGrads g = be.attention_backward(dout, q, k, v, s.keep, s.q_keep, s.k_keep, scale, p_drop, key);
+  return {g.dq, g.dk, g.dv};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -112,6 +94,10 @@ void group_sets_backward(Backend& be, const Tensor& dset, std::int64_t nb, std::
 }
 
 Tensor host_tensor(const std::vector<float>& v, const Shape& shape, Device dev) {
+  return Tensor::from_vector(v, shape, dev);
+}
+
+Tensor host_mask(const std::vector<std::uint8_t>& v, const Shape& shape, Device dev) {
   return Tensor::from_vector(v, shape, dev);
 }
 

@@ -25,20 +25,26 @@ Tensor overwrite_masked(Backend& be, const Tensor& x, const Tensor& keep);
 Tensor overwrite_masked_backward(Backend& be, const Tensor& dy, const Tensor& keep);
 
 // ---- grouped attention: G independent groups of Lq queries against Lk keys ----
+// The masks of Backend::attention (backend.h, "fused attention"): entry (g, i, j) is allowed iff
+// keep[g % Gm, i, j] && q_keep[g, i] && k_keep[g, j] (undefined factors allow everything).
+// Nothing of size G·Lq·Lk is kept: backward recomputes the probabilities.
 struct AttendStash {
-  Tensor p;                   // [G, Lq, Lk] softmax probabilities (before dropout)
-  std::vector<Tensor> keep;   // keep factors, broadcastable to `view`
-  Shape view;                 // a view of [G, Lq, Lk] the factors broadcast to
+  Tensor keep;    // u8 [Gm, Lq, Lk] structural mask (G % Gm == 0) or undefined
+  Tensor q_keep;  // f32 [G, Lq] query-real factor or undefined
+  Tensor k_keep;  // f32 [G, Lk] key-real factor or undefined
 };
 // q [G, Lq, dh], k, v [G, Lk, dh] -> out [G, Lq, dh]. score = q·kᵀ·scale, overwritten with M where
-// the keep product is 0, softmax, dropout(p_drop, key) when p_drop > 0, times v.
+// not allowed, softmax, dropout(p_drop, key) when p_drop > 0, times v.
 Tensor attend(Backend& be, const Tensor& q, const Tensor& k, const Tensor& v, float scale, float p_drop, RngKey key,
-              AttendStash& s);
+              const AttendStash& s);
 struct AttendGrads {
   Tensor dq, dk, dv;
 };
 AttendGrads attend_backward(Backend& be, const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                             float scale, float p_drop, RngKey key, const AttendStash& s);
+
+// Host-built u8 tensor moved to `dev`.
+Tensor host_mask(const std::vector<std::uint8_t>& v, const Shape& shape, Device dev);
 
 // ---- heads ----
 // [B, T, H·dh] -> [B, H, T, dh] (feature f = head·dh + i)

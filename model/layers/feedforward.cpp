@@ -55,6 +55,10 @@ Tensor FeedForward::forward(const Tensor& x, Stash& s, const Context& c) const {
     hidden(xc, pre, h, chunk, c);
     LinearStash l2;
     be.narrow_assign(y, w2_.forward(h, l2, be), 1, start, false);
+    if (chunk == 0 && c.recompute) {
+      st.pre = pre;
+      st.h = h;
+    }
   }
   return y;
 }
@@ -97,7 +101,14 @@ Tensor FeedForward::backward(const Tensor& dfx, Stash& s, const Context& c) {
       const std::int64_t n = std::min(len, T - start);
       Tensor xc = be.narrow(st.x, 1, start, n);  // [B, t, D]
       Tensor pre, h;
-      hidden(xc, pre, h, chunk, c);  // recompute this chunk only
+      if (chunk == 0 && st.pre.defined()) {  // kept by a recomputing forward
+        pre = std::move(st.pre);
+        h = std::move(st.h);
+        st.pre = Tensor();
+        st.h = Tensor();
+      } else {
+        hidden(xc, pre, h, chunk, c);  // recompute this chunk only
+      }
       Tensor dxc = chunk_backward(be.narrow(dfx, 1, start, n), xc, pre, h, chunk, c);
       be.narrow_assign(dx, dxc, 1, start, false);
     }

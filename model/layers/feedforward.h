@@ -27,9 +27,11 @@ struct FeedForwardConfig {
 
 struct FeedForwardStash {
   Tensor x;    // input [B, T, D] (shared with the caller)
-  // Only when the whole sequence is one chunk:
-  Tensor pre;  // w1 output [B, T, F1]
-  Tensor h;    // w2 input (activation after dropout) [B, T, 4D]
+  // One chunk: the whole sequence's. Chunked: only in a reversible block's recompute (Context::
+  // recompute, where backward follows at once), the FIRST chunk's, which backward then uses
+  // instead of computing it a third time; otherwise undefined.
+  Tensor pre;  // w1 output [B, T or t, F1]
+  Tensor h;    // w2 input (activation after dropout) [B, T or t, 4D]
 };
 
 class FeedForward : public Residual {

@@ -23,25 +23,26 @@ Tensor look_around_backward(Backend& be, const Tensor& dy, std::int64_t look_ahe
   return be.narrow(dxp, 1, 1, nw);
 }
 
-// Structural keep factors (model-spec §9). Slot j of window u's keys is key position
-// (u − 1)·w + j: outside the sequence -> 0 (depends on u, j: [1, 1, nw, 1, W]); causal and key
-// after query, i.e. j − w > i (depends on i, j only: [1, 1, 1, w, W]).
-std::vector<Tensor> structural_keep(std::int64_t nw, std::int64_t w, std::int64_t look_ahead, bool causal, Device dev) {
+// Structural keep mask u8 [nw, w, W] (model-spec §9): slot j of window u's keys is key position
+// (u − 1)·w + j; allowed when inside the sequence and, when causal, not after the query (j − w <= i).
+Tensor structural_keep(std::int64_t nw, std::int64_t w, std::int64_t look_ahead, bool causal, Device dev) {
   std::int64_t W = (2 + look_ahead) * w;
-  std::vector<float> inside(static_cast<std::size_t>(nw * W));
+  std::vector<std::uint8_t> m(static_cast<std::size_t>(nw * w * W));
   for (std::int64_t u = 0; u < nw; ++u)
-    for (std::int64_t j = 0; j < W; ++j) {
-      std::int64_t win = u - 1 + j / w;
-      inside[static_cast<std::size_t>(u * W + j)] = (win >= 0 && win < nw) ? 1.f : 0.f;
-    }
-  std::vector<Tensor> f{attn::host_tensor(inside, {1, 1, nw, 1, W}, dev)};
-  if (causal) {
-    std::vector<float> past(static_cast<std::size_t>(w * W));
     for (std::int64_t i = 0; i < w; ++i)
-      for (std::int64_t j = 0; j < W; ++j) past[static_cast<std::size_t>(i * W + j)] = (j - w > i) ? 0.f : 1.f;
-    f.push_back(attn::host_tensor(past, {1, 1, 1, w, W}, dev));
-  }
-  return f;
+      for (std::int64_t j = 0; j < W; ++j) {
+        std::int64_t win = u - 1 + j / w;
+        bool inside = win >= 0 && win < nw;
+        bool past = !causal || j - w <= i;
+        m[static_cast<std::size_t>((u * w + i) * W + j)] = (inside && past) ? 1 : 0;
+      }
+  return attn::host_mask(m, {nw, w, W}, dev);
+}
+
+// [B, R, C] repeated over H heads -> [B·H·R, C] (row (b·H + h)·R + r).
+Tensor repeat_heads(Backend& be, const Tensor& x, std::int64_t H) {
+  std::int64_t B = x.dim(0), R = x.dim(1), C = x.dim(2);
+  return be.mul(x.reshape({B, 1, R, C}), Tensor::full({1, H, 1, 1}, 1.f, x.device())).reshape({B * H * R, C});
 }
 
 // Keys / values of every window: [B, Hl, T, dh] -> [Nl·nw, W, dh].
@@ -55,15 +56,16 @@ Tensor windows_of(Backend& be, const Tensor& x, std::int64_t w, std::int64_t loo
 Tensor local_attention_forward(Backend& be, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
                                std::int64_t window, bool causal, float p_drop, RngKey key, LocalAttnStash& s) {
   std::int64_t B = q.dim(0), Hl = q.dim(1), T = q.dim(2), dh = q.dim(3);
-  std::int64_t w = window, nw = T / w, la = causal ? 0 : 1, W = (2 + la) * w, Nl = B * Hl;
+  std::int64_t w = window, nw = T / w, la = causal ? 0 : 1, Nl = B * Hl;
   s.q = q;
   s.k = k;
   s.v = v;
-  s.attend.view = {B, Hl, nw, w, W};
   s.attend.keep = structural_keep(nw, w, la, causal, q.device());
+  s.attend.q_keep = Tensor();
+  s.attend.k_keep = Tensor();
   if (mask.defined()) {
-    s.attend.keep.push_back(mask.reshape({B, 1, nw, w, 1}));                                      // query real
-    s.attend.keep.push_back(look_around(be, mask.reshape({B, nw, w}), la, 0.f).reshape({B, 1, nw, 1, W}));  // key real
+    s.attend.q_keep = repeat_heads(be, mask.reshape({B, nw, w}), Hl);                          // [Nl·nw, w]
+    s.attend.k_keep = repeat_heads(be, look_around(be, mask.reshape({B, nw, w}), la, 0.f), Hl);  // [Nl·nw, W]
   }
   Tensor out = attn::attend(be, q.reshape({Nl * nw, w, dh}), windows_of(be, k, w, la), windows_of(be, v, w, la),
                             1.f / std::sqrt(static_cast<float>(dh)), p_drop, key, s.attend);  // [Nl·nw, w, dh]

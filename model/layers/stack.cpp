@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <utility>
 
 #include "model/layers/attention.h"
 #include "model/layers/feedforward.h"
@@ -193,7 +194,7 @@ Tensor LayerStack::forward(const Tensor& x, StackStash& st, const Context& c) co
   return be.add(x1, x2);
 }
 
-Tensor LayerStack::backward(const Tensor& dy, StackStash& st, const Context& c) {
+Tensor LayerStack::backward(Tensor dy, StackStash& st, const Context& c) {
   Backend& be = c.backend();
   SK_ASSERT(!st.active.empty(), "LayerStack::backward without forward");
   if (!cfg_.reversible) {
@@ -209,7 +210,7 @@ Tensor LayerStack::backward(const Tensor& dy, StackStash& st, const Context& c) 
     st = StackStash{};
     return d;
   }
-  Tensor y1 = st.y1, y2 = st.y2, dy1 = dy, dy2 = dy;
+  Tensor y1 = st.y1, y2 = st.y2, dy1 = dy, dy2 = std::move(dy);
   st.y1 = Tensor();
   st.y2 = Tensor();
   if (cfg_.keep_activations) {  // ordinary backpropagation through the kept stashes
@@ -228,24 +229,32 @@ Tensor LayerStack::backward(const Tensor& dy, StackStash& st, const Context& c) 
     Block& b = blocks_[static_cast<std::size_t>(st.active[i])];
     Context bc = block_context(c, st.active[i]);
     bc.recompute = true;
+    // Every stream tensor is released as soon as it is dead, so a block's backward (where the
+    // step's memory peaks) runs beside as few [B, T, D] tensors as possible.
     Tensor dx1, x2;
     {
       Stash sg;
       Tensor gy1 = b.g->forward(y1, sg, bc);               // recompute g(y1)
-      dx1 = be.add(dy1, b.g->backward(dy2, sg, bc));       // dx1 = dy1 + (∂g/∂y1)ᵀ dy2
       x2 = be.sub(y2, gy1);                                // rebuild x2
+      gy1 = Tensor();
+      y2 = Tensor();
+      dx1 = be.add(dy1, b.g->backward(dy2, sg, bc));       // dx1 = dy1 + (∂g/∂y1)ᵀ dy2
+      dy1 = Tensor();
     }
     Tensor dx2, x1;
     {
       Stash sf;
       Tensor fx2 = b.f->forward(x2, sf, bc);               // recompute f(x2)
-      dx2 = be.add(dy2, b.f->backward(dx1, sf, bc));       // dx2 = dy2 + (∂f/∂x2)ᵀ dx1
       x1 = be.sub(y1, fx2);                                // rebuild x1
+      fx2 = Tensor();
+      y1 = Tensor();
+      dx2 = be.add(dy2, b.f->backward(dx1, sf, bc));       // dx2 = dy2 + (∂f/∂x2)ᵀ dx1
+      dy2 = Tensor();
     }
-    y1 = x1;
-    y2 = x2;
-    dy1 = dx1;
-    dy2 = dx2;
+    y1 = std::move(x1);
+    y2 = std::move(x2);
+    dy1 = std::move(dx1);
+    dy2 = std::move(dx2);
   }
   st = StackStash{};
   st.rebuilt1 = y1;

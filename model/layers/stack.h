@@ -82,7 +82,8 @@ class LayerStack {
   LayerStack& operator=(const LayerStack&) = delete;
 
   Tensor forward(const Tensor& x, StackStash& st, const Context& c) const;  // [B, T, D] -> [B, T, D]
-  Tensor backward(const Tensor& dy, StackStash& st, const Context& c);     // -> dx [B, T, D]
+  // dy by value: a caller that moves it in lets the stack free it once both streams have moved on.
+  Tensor backward(Tensor dy, StackStash& st, const Context& c);     // -> dx [B, T, D]
 
   // The blocks that run under this context (layer dropout), in order.
   std::vector<std::int64_t> active_blocks(const Context& c) const;

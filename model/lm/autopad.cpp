@@ -62,18 +62,20 @@ Tensor Autopadder::forward(const Tensor& x, AutopadStash& st, const Context& c) 
   return be.narrow(out, 1, pad_left_ ? p.pad : 0, st.T);  // [B, T, ...]
 }
 
-Tensor Autopadder::backward(const Tensor& dout, AutopadStash& st, const Context& c) {
+Tensor Autopadder::backward(Tensor dout, AutopadStash& st, const Context& c) {
   Backend& be = c.backend();
-  Tensor d = st.pad == 0 ? dout : be.pad(dout, 1, pad_left_ ? st.pad : 0, pad_left_ ? 0 : st.pad, 0.f);
+  const Device dev = dout.device();
+  Tensor d = st.pad == 0 ? std::move(dout) : be.pad(dout, 1, pad_left_ ? st.pad : 0, pad_left_ ? 0 : st.pad, 0.f);
+  dout = Tensor();
   Context inner = st.inner;
   // Context gradients: straight into the caller's tensor, or through a padded one cut back below.
   inner.dcontext = c.dcontext;
   if (st.context_pad > 0 && c.dcontext) {
-    st.dcontext = Tensor::zeros(st.inner.context.shape(), DType::f32, dout.device());  // [B, Tc', D]
+    st.dcontext = Tensor::zeros(st.inner.context.shape(), DType::f32, dev);  // [B, Tc', D]
     inner.dcontext = &st.dcontext;
   }
   Tensor dx;
-  if (lm_) lm_->backward(d, st.lm, inner);
+  if (lm_) lm_->backward(std::move(d), st.lm, inner);
   else dx = tr_->backward(d, st.tr, inner);
   if (st.context_pad > 0 && c.dcontext) {
     const std::int64_t Tc = st.dcontext.dim(1) - st.context_pad;

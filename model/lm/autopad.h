@@ -42,7 +42,7 @@ class Autopadder {
   // LM: tokens i64 [B, T] -> output [B, T, out]; transformer: x [B, T, D] -> [B, T, D].
   Tensor forward(const Tensor& x, AutopadStash& st, const Context& c) const;
   // Returns dx for a SinkhornTransformer (undefined for an LM). Context grads into *c.dcontext.
-  Tensor backward(const Tensor& dout, AutopadStash& st, const Context& c);
+  Tensor backward(Tensor dout, AutopadStash& st, const Context& c);  // by value: see SinkhornLM::backward
 
   bool pad_left() const { return pad_left_; }
   std::int64_t multiple() const;  // lcm(bucket_size, kv_bucket_size)

@@ -135,8 +135,11 @@ Tensor AutoregressiveWrapper::loss(const Tensor& x_in, const Tensor& mask_in, bo
 void AutoregressiveWrapper::loss_backward(ARLossStash& st, const Context& c, float dloss) {
   Backend& be = c.backend();
   SK_ASSERT(st.logits.defined(), "AutoregressiveWrapper::loss_backward without loss");
+  const std::int64_t V = st.logits.dim(1);
   Tensor dlogits = be.cross_entropy_backward(dloss, st.logits, st.targets, st.ce, ignore_index());
-  pad_.backward(dlogits.reshape({st.B, st.T, st.logits.dim(1)}), st.pad, c);
+  st.logits = Tensor();  // neither the logits nor this handle on dlogits are needed in the model's backward
+  dlogits = dlogits.reshape({st.B, st.T, V});
+  pad_.backward(std::move(dlogits), st.pad, c);
   st = ARLossStash{};
 }
 

@@ -1,5 +1,7 @@
 #include "sinkhorn_lm.h"
 
+#include <utility>
+
 #include "model/lm/sinkhorn_transformer.h"
 
 namespace sk {
@@ -62,19 +64,24 @@ Tensor SinkhornLM::forward(const Tensor& tokens, LMStash& st, const Context& c) 
   return to_logits_.forward(h, st.to_logits, be);                     // [B, T, V]
 }
 
-void SinkhornLM::backward(const Tensor& dout, LMStash& st, const Context& c) {
+void SinkhornLM::backward(Tensor dout, LMStash& st, const Context& c) {
   Backend& be = c.backend();
   SK_ASSERT(st.T > 0, "SinkhornLM::backward without forward");
   SK_CHECK(dout.ndim() == 3 && dout.dim(1) == st.T && dout.dim(2) == out_dim(), "SinkhornLM::backward: dout must be [B, ",
            st.T, ", ", out_dim(), "], got ", dout.str());
   Context base = c;
   base.block = 0;
-  Tensor d = dout;
+  Tensor d = std::move(dout);
+  // Each stash entry is dropped as soon as its backward has run.
   if (!cfg_.return_embeddings) d = to_logits_.backward(d, st.to_logits, be);  // [B, T, E]
+  st.to_logits = LinearStash{};
   d = norm_.backward(d, st.norm, be);
+  st.norm = LayerNormStash{};
   if (project_out_) d = project_out_lin_.backward(d, st.project_out, be);       // [B, T, D]
-  d = stack_->backward(d, st.stack, c);
+  st.project_out = LinearStash{};
+  d = stack_->backward(std::move(d), st.stack, c);
   if (project_) d = project_in_.backward(d, st.project_in, be);                 // [B, T, E]
+  st.project_in = LinearStash{};
   const float pe = c.training ? static_cast<float>(cfg_.emb_dropout) : 0.f;
   if (pe > 0.f) d = be.dropout_backward(d, pe, base.key(layer_id_, kSiteEmbDropout));
   tok_.backward(d, st.tok, be);

@@ -50,7 +50,9 @@ class SinkhornLM {
   // tokens i64 [B, T] -> logits [B, T, V], or embeddings [B, T, out_dim()] with return_embeddings.
   Tensor forward(const Tensor& tokens, LMStash& st, const Context& c) const;
   // dout: gradient of the output. Accumulates parameter grads (+=); context grads into *c.dcontext.
-  void backward(const Tensor& dout, LMStash& st, const Context& c);
+  // Taken by value: a caller that moves its gradient in lets backward free it (and each stash
+  // entry) as soon as it has been used, which lowers the peak of the step.
+  void backward(Tensor dout, LMStash& st, const Context& c);
 
   const LMConfig& config() const { return cfg_; }
   const std::string& prefix() const { return prefix_; }
