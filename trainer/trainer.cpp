@@ -83,6 +83,15 @@ class Run {
   void clip(double norm);
   double evaluate(std::int64_t step);
   std::string sample(std::int64_t step);
+  // The context of every forward/backward of `step`: backend, mode and the Philox seed/step.
+  Context context_at(std::int64_t step, bool training) const {
+    Context c;
+    c.be = be_;
+    c.training = training;
+    c.seed = s_.seed;
+    c.step = static_cast<std::uint64_t>(step);
+    return c;
+  }
   std::string save(std::int64_t step, std::int64_t tokens_seen, const data::Sampler& sampler);
 
   const TrainSpec& s_;
@@ -162,11 +171,7 @@ double Run::evaluate(std::int64_t step) {
     for (std::size_t k = 0; k < offs.size(); k += static_cast<std::size_t>(mb)) {
       std::vector<std::int64_t> rows(offs.begin() + static_cast<std::ptrdiff_t>(k),
                                      offs.begin() + static_cast<std::ptrdiff_t>(k + static_cast<std::size_t>(mb)));
-      Context ctx;
-      ctx.be = be_;
-      ctx.training = false;
-      ctx.seed = s_.seed;
-      ctx.step = static_cast<std::uint64_t>(step);
+      Context ctx = context_at(step, false);
       ARLossStash st;
       sum += static_cast<double>(ar_->loss(tokens_tensor(val, rows), Tensor(), false, st, ctx).item());
       count += 1.0;
@@ -187,11 +192,7 @@ std::string Run::sample(std::int64_t step) {
   }
   const std::int64_t keep = std::min<std::int64_t>(static_cast<std::int64_t>(prompt.size()), s_.model.max_seq_len - 1);
   prompt.erase(prompt.begin(), prompt.end() - keep);
-  Context ctx;
-  ctx.be = be_;
-  ctx.training = false;
-  ctx.seed = s_.seed;
-  ctx.step = static_cast<std::uint64_t>(step);
+  Context ctx = context_at(step, false);
   GenerateOptions o;
   o.seq_len = s_.sample_len;
   o.temperature = s_.sample_temperature;
@@ -311,11 +312,7 @@ TrainResult Run::run() {
     double loss_sum = 0.0;
     for (std::int64_t k = 0; k < A; ++k) {
       std::vector<std::int64_t> rows(offs.begin() + k * mb, offs.begin() + (k + 1) * mb);
-      Context ctx;
-      ctx.be = be_;
-      ctx.training = true;
-      ctx.seed = s_.seed;
-      ctx.step = static_cast<std::uint64_t>(step);
+      Context ctx = context_at(step, true);
       ctx.micro = static_cast<std::uint64_t>(step * B + rank_ * local + k * mb);
       ARLossStash st;
       Tensor loss = ar_->loss(tokens_tensor(ds_->train(), rows), Tensor(), false, st, ctx);
