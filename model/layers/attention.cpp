@@ -254,14 +254,18 @@ Tensor SinkhornSelfAttention::backward(const Tensor& dy_in, Stash& stash, const 
   std::vector<Tensor> dqs, dks, dvs;
   if (hl_ > 0) {
     float p = c.training ? cfg_.attn_dropout : 0.f;
-    QKVGrads g = local_attention_backward(be, be.narrow(do4, 1, 0, hl_), cfg_.bucket_size, cfg_.causal, p,
+    Tensor dol = be.narrow(do4, 1, 0, hl_);
+    if (hs_ == 0) do4 = Tensor();
+    QKVGrads g = local_attention_backward(be, dol, cfg_.bucket_size, cfg_.causal, p,
                                           c.key(layer_id_, kSiteLocalAttnDropout), st.local);
+    dol = Tensor();
     dqs.push_back(g.dq);
     dks.push_back(g.dk);
     dvs.push_back(g.dv);
   }
   if (hs_ > 0) {
     Tensor dos = hl_ ? be.narrow(do4, 1, hl_, hs_) : do4;
+    do4 = Tensor();
     QKVGrads g = cfg_.causal ? causal_backward(dos, d, st.sink, c) : sinkhorn_backward(dos, d, st.sink, c);
     dqs.push_back(g.dq);
     dks.push_back(g.dk);
@@ -269,12 +273,16 @@ Tensor SinkhornSelfAttention::backward(const Tensor& dy_in, Stash& stash, const 
   }
   auto cat_heads = [&](const std::vector<Tensor>& v) { return v.size() == 1 ? v[0] : be.concat(v, 1); };
   Tensor dq3 = attn::merge_heads(be, cat_heads(dqs));  // [B, T, HD]
+  dqs.clear();
   Tensor dk3 = attn::merge_heads(be, cat_heads(dks));  // [B, Tk, HD]
+  dks.clear();
   Tensor dv3 = attn::merge_heads(be, cat_heads(dvs));
+  dvs.clear();
 
   // to_q
   be.gemm(wq_->grad, dq3.reshape({B * T, hd_}), x.reshape({B * T, D}), true, false, 1.f, 1.f);
   Tensor dx = be.matmul(dq3, wq_->value);  // [B, T, D]
+  dq3 = Tensor();
   if (cfg_.is_context) {
     if (c.dcontext != nullptr) {
       Tensor dctx = be.add(dk3, dv3);  // keys = values = context
@@ -285,6 +293,8 @@ Tensor SinkhornSelfAttention::backward(const Tensor& dy_in, Stash& stash, const 
     }
   } else {
     Tensor dkv3 = be.concat({dk3, dv3}, 2);  // [B, T, 2·HD]
+    dk3 = Tensor();
+    dv3 = Tensor();
     be.gemm(wkv_->grad, dkv3.reshape({B * T, 2 * hd_}), x.reshape({B * T, D}), true, false, 1.f, 1.f);
     dx = be.add(dx, be.matmul(dkv3, wkv_->value));
   }
@@ -441,30 +451,50 @@ QKVGrads SinkhornSelfAttention::causal_backward(const Tensor& dout_in, const Dim
                                               Ka.reshape({N * nb, S, dh}), Va.reshape({N * nb, S, dh}),
                                               1.f / std::sqrt(static_cast<float>(dh)), p,
                                               c.key(layer_id_, kSiteSinkhornAttnDropout), s.attend);
+  // Free each buffer at its last use: the peak of a training step sits in this function.
+  dout = Tensor();
+  Ka = Tensor();
+  Va = Tensor();
   Tensor dq = g.dq.reshape({N, d.T, dh});
+  g.dq = Tensor();
 
-  Tensor dksel, dkown, dvsel, dvown;
-  attn::group_sets_backward(be, g.dk.reshape({N, nb, S * dh}), nb, n_top, bs * dh, false, true, dksel, dkown);
-  attn::group_sets_backward(be, g.dv.reshape({N, nb, S * dh}), nb, n_top, bs * dh, false, true, dvsel, dvown);
-  Tensor dksrc = Tensor::zeros({N, n_top + nb, bs * dh}, DType::f32, dev);
-  Tensor dvsrc = Tensor::zeros({N, n_top + nb, bs * dh}, DType::f32, dev);
-  Tensor dval = be.add(attn::select_buckets_backward(be, dksrc, dksel, ksrc, s.sel),
-                       attn::select_buckets_backward(be, dvsrc, dvsel, vsrc, s.sel));
-  null_buckets_backward(be, null_k_->grad, be.narrow(dksrc, 1, 0, n_top), B, bs);
-  null_buckets_backward(be, null_v_->grad, be.narrow(dvsrc, 1, 0, n_top), B, bs);
-  Tensor dkb = be.add(be.narrow(dksrc, 1, n_top, nb), dkown);  // [N, nb, bs·dh]
-  Tensor dvb = be.add(be.narrow(dvsrc, 1, n_top, nb), dvown);
+  // Keys, then values: only one side's set gradients and source gradient are alive at a time.
+  auto source_backward = [&](Tensor& dset, const Tensor& src, Tensor& grad_null, Tensor& dsrc_out) {
+    Tensor dsel, down;
+    attn::group_sets_backward(be, dset.reshape({N, nb, S * dh}), nb, n_top, bs * dh, false, true, dsel, down);
+    dset = Tensor();
+    Tensor dsrc = Tensor::zeros({N, n_top + nb, bs * dh}, DType::f32, dev);
+    Tensor dv = attn::select_buckets_backward(be, dsrc, dsel, src, s.sel);
+    dsel = Tensor();
+    null_buckets_backward(be, grad_null, be.narrow(dsrc, 1, 0, n_top), B, bs);
+    dsrc_out = be.add(be.narrow(dsrc, 1, n_top, nb), down);  // [N, nb, bs·dh]
+    return dv;
+  };
+  Tensor dkb, dvb;
+  Tensor dval_k = source_backward(g.dk, ksrc, null_k_->grad, dkb);
+  ksrc = Tensor();
+  Tensor dval_v = source_backward(g.dv, vsrc, null_v_->grad, dvb);
+  vsrc = Tensor();
+  Tensor dval = be.add(dval_k, dval_v);
+  dval_k = Tensor();
+  dval_v = Tensor();
 
   Tensor dR = attn::overwrite_masked_backward(be, differentiable_topk_backward(be, dval, s.topk), s.keep_sel);
   SortNetDims sd{B, Hs, dh, d.T, d.T, nb, nb, n_top, false};
   Tensor dqs, dks;
   sort_net_backward(be, sort_kind_, sd, dR, s.q.reshape({N, d.T, dh}), s.k.reshape({N, d.T, dh}), linear_, s.sort, dqs,
                     dks);
-  if (dqs.defined()) dq = be.add(dq, dqs);
-  Tensor dk = be.add(dkb.reshape({N, d.T, dh}), dks);
+  dR = Tensor();
   QKVGrads r;
+  if (dqs.defined()) dq = be.add(dq, dqs);
+  dqs = Tensor();
   r.dq = attn::roll_heads_from(be, dq.reshape({B, Hs, d.T, dh}), hh, bs - 1);  // undo the rotation
+  dq = Tensor();
+  Tensor dk = be.add(dkb.reshape({N, d.T, dh}), dks);
+  dkb = Tensor();
+  dks = Tensor();
   r.dk = attn::roll_heads_from(be, dk.reshape({B, Hs, d.T, dh}), hh, bs - 1);
+  dk = Tensor();
   r.dv = attn::roll_heads_from(be, dvb.reshape({B, Hs, d.T, dh}), hh, bs - 1);
   return r;
 }
