@@ -17,8 +17,9 @@ trap 'rm -rf "$out"' EXIT
 # Our model against the PyTorch reference numbers of one case, judged by the independent checker.
 bash tests/tools/run_reference_case.sh tests/data/reference/v01_causal_basic eval "$out/v01.safetensors" \
   "$build/sinkhorn" reference-check | tail -n 1
+# The GPU when this binary has a working CUDA backend here (CUDA build and a visible GPU), else CPU.
 device=cpu
-if nvidia-smi -L >/dev/null 2>&1; then device=cuda; fi
+if "$build/sinkhorn" --version 2>/dev/null | grep -q "backends here:.*cuda"; then device=cuda; fi
 # A fresh run each time: the previous quickstart's run folder is replaced (use --resume to continue one).
 rm -rf runs/tinyshakespeare
 "$build/sinkhorn" train launch/configs/tinyshakespeare.toml --device "$device"

@@ -49,8 +49,28 @@ if(Python3_Interpreter_FOUND)
                        ${_sk_ref_out}/${_name}_${_mode}.safetensors ${_sk_ref_cmd})
       set_tests_properties(reference_${_name}_${_mode} PROPERTIES LABELS parity TIMEOUT 600
                            ENVIRONMENT "PYTHON=${Python3_EXECUTABLE}")
+      # The same case on the CUDA backend (fp32, same tolerances); skipped without a GPU.
+      if(TARGET sinkhorn)
+        add_test(NAME reference_${_name}_${_mode}_cuda
+                 COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/tools/cuda_or_skip.sh $<TARGET_FILE:sinkhorn>
+                         ${CMAKE_CURRENT_SOURCE_DIR}/tools/run_reference_case.sh ${_case} ${_mode}
+                         ${_sk_ref_out}/${_name}_${_mode}_cuda.safetensors $<TARGET_FILE:sinkhorn> reference-check
+                         --device cuda)
+        set_tests_properties(reference_${_name}_${_mode}_cuda PROPERTIES LABELS "parity;gpu" TIMEOUT 600
+                             SKIP_RETURN_CODE 77 ENVIRONMENT "PYTHON=${Python3_EXECUTABLE}")
+      endif()
     endforeach()
   endforeach()
 else()
-  message(STATUS "sinkhorn: python3 not found -> reference parity tests are not registered")
+  message(FATAL_ERROR "sinkhorn: python3 (with numpy) is needed for the reference parity tests; "
+                      "run launch/scripts/setup.sh or configure with -DSK_BUILD_TESTS=OFF")
+endif()
+
+# Training-step benchmark and a short training run on the GPU; skipped without one.
+if(TARGET sinkhorn)
+  add_test(NAME gpu_bench_small
+           COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/tools/cuda_or_skip.sh $<TARGET_FILE:sinkhorn>
+                   $<TARGET_FILE:sinkhorn> bench ${CMAKE_CURRENT_SOURCE_DIR}/bench/workloads/small.toml
+                   --steps 3 --warmup 1 --device cuda --quiet)
+  set_tests_properties(gpu_bench_small PROPERTIES LABELS gpu TIMEOUT 600 SKIP_RETURN_CODE 77)
 endif()
