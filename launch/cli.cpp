@@ -218,6 +218,7 @@ TrainSpec train_spec(const RunConfig& cfg, Device dev, bool resume) {
   s.steps = t.steps;
   s.grad_accum = t.grad_accum;
   s.grad_clip = t.grad_clip;
+  s.random_truncate = t.random_truncate;
   s.optim.lr = t.lr;
   s.optim.pkm_lr = t.pkm_lr;
   s.optim.beta1 = t.adam_beta1;
@@ -241,6 +242,9 @@ TrainSpec train_spec(const RunConfig& cfg, Device dev, bool resume) {
   s.sample_len = cfg.log.sample_len;
   s.sample_prompt = cfg.log.sample_prompt;
   s.sample_temperature = cfg.log.sample_temperature;
+  s.sample_filter = cfg.log.sample_filter == "top_p" ? SampleFilter::top_p : SampleFilter::top_k;
+  s.sample_filter_thres = cfg.log.sample_filter_thres;
+  if (cfg.log.sample_eos >= 0) s.sample_eos = cfg.log.sample_eos;
   s.checkpoint_dir = cfg.checkpoint.dir;
   s.checkpoint_interval = cfg.checkpoint.interval;
   s.keep_last = cfg.checkpoint.keep_last;

@@ -36,6 +36,7 @@ struct TrainConfig {
   std::string lr_decay = "cosine";   // after warm-up: "cosine" (to min_lr at lr_decay_steps) | "constant"
   std::int64_t lr_decay_steps = 0;   // step where the cosine reaches min_lr; 0 -> steps
   double min_lr = 0.0;               // floor of the cosine decay (pkm_lr is scaled by the same factor)
+  bool random_truncate = false;      // each micro-batch: the AR wrapper's random truncation (causal models only)
 };
 // [train] keys, in the order documented above (also the accepted set: any other key is an error).
 // A [train] table may be absent (all defaults); seq_len = 0 is resolved to model.max_seq_len.
@@ -57,7 +58,10 @@ struct LogConfig {
   std::int64_t sample_interval = 0;   // generate text every N steps (and at the end); 0 = never
   std::int64_t sample_len = 128;      // bytes generated per sample
   std::string sample_prompt;          // prompt; "" = the first seq_len / 2 bytes of the validation split
-  double sample_temperature = 1.0;    // softmax temperature (top-k filter, thres 0.9, as the reference)
+  double sample_temperature = 1.0;    // softmax temperature
+  std::string sample_filter = "top_k";  // logit filter before sampling: "top_k" | "top_p"
+  double sample_filter_thres = 0.9;     // the filter's threshold, in (0, 1) (0.9: the reference's default)
+  std::int64_t sample_eos = -1;         // a row stops after sampling this token; -1 = none, else in [0, num_tokens)
 };
 
 // [checkpoint]: periodic checkpoints (docs/architecture.md "Checkpoints").

@@ -338,6 +338,7 @@ TrainConfig read_train(const Doc& d, const toml::table* t) {
   r.string("lr_decay", c.lr_decay);
   r.integer("lr_decay_steps", c.lr_decay_steps);
   r.number("min_lr", c.min_lr);
+  r.boolean("random_truncate", c.random_truncate);
   r.finish();
   return c;
 }
@@ -371,6 +372,9 @@ LogConfig read_log(const Doc& d, const toml::table* t) {
   r.integer("sample_len", c.sample_len);
   r.string("sample_prompt", c.sample_prompt);
   r.number("sample_temperature", c.sample_temperature);
+  r.string("sample_filter", c.sample_filter);
+  r.number("sample_filter_thres", c.sample_filter_thres);
+  r.integer("sample_eos", c.sample_eos);
   r.finish();
   return c;
 }

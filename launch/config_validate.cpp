@@ -92,6 +92,10 @@ void validate_run_tables(const RunConfig& cfg) {
   if (t.min_lr > t.lr) r.fail("min_lr", t.min_lr, cat("must be <= lr = ", t.lr));
   if (t.lr_decay_steps > 0 && t.lr_decay_steps < t.lr_warmup_steps)
     r.fail("lr_decay_steps", t.lr_decay_steps, cat("must be >= lr_warmup_steps = ", t.lr_warmup_steps, " (or 0)"));
+  if (t.random_truncate && !cfg.model.causal)
+    r.fail("random_truncate", "true", "needs a causal model (model.causal = true): truncation trains variable-length prefixes");
+  if (t.random_truncate && t.seq_len < 2)
+    r.fail("random_truncate", "true", cat("needs seq_len >= 2 (lengths are drawn from 2 … seq_len), got seq_len = ", t.seq_len));
 
   Rules d(cfg.path, "data");
   d.unit_interval("val_fraction", cfg.data.val_fraction);
@@ -105,6 +109,11 @@ void validate_run_tables(const RunConfig& cfg) {
   l.at_least("sample_interval", g.sample_interval, 0);
   l.at_least("sample_len", g.sample_len, 1);
   l.positive("sample_temperature", g.sample_temperature);
+  l.one_of("sample_filter", g.sample_filter, {"top_k", "top_p"});
+  if (!(g.sample_filter_thres > 0.0 && g.sample_filter_thres < 1.0))
+    l.fail("sample_filter_thres", g.sample_filter_thres, "must be in (0, 1)");
+  if (g.sample_eos != -1 && (g.sample_eos < 0 || g.sample_eos >= cfg.model.num_tokens))
+    l.fail("sample_eos", g.sample_eos, cat("must be -1 (none) or in [0, model.num_tokens = ", cfg.model.num_tokens, ")"));
   if (g.sample_interval > 0 && !cfg.model.causal)
     Rules(cfg.path, "model").fail("causal", "false", "log.sample_interval > 0 needs a causal model (generation)");
 

@@ -4,7 +4,7 @@
 // One step (global batch B over R data-parallel ranks and A = grad_accum micro-batches):
 //   this rank's B/R sample offsets (data::Sampler, deterministic, resumable), cut into A
 //   micro-batches of b = B/(R*A) rows; for each: tokens [b, T+1] -> AutoregressiveWrapper loss
-//   (mean next-token cross-entropy, no truncation) with Context{training, seed, step,
+//   (mean next-token cross-entropy) with Context{training, seed, step,
 //   micro = global sample id of the micro-batch's first row}, backward scaled by 1/A;
 //   gradient all-reduce (average over ranks) of the flat gradient buffer; global-norm clipping;
 //   AdamW at lr_at(step); zero the gradients.
@@ -12,12 +12,17 @@
 // whenever R*A is the same, so a 2-rank run equals a 1-rank run with twice the grad_accum to the
 // last bit of randomness, and equals any layout up to float summation order when the model draws
 // no per-batch randomness (dropout 0).
+// random_truncate (causal models): each micro-batch is first cut by the wrapper's random_truncate
+// (per row a length L in 2 … T, keyed by the wrapper's Philox site and the micro-batch's Context,
+// so it resumes and splits over ranks like dropout), rows left-padded to the longest L; padding
+// positions are masked inputs and never targets (every real byte, 0 included, still is one).
 //
 // Rank 0 prints a progress line every log interval, writes metrics.jsonl, evaluates (validation
 // loss over a fixed set of windows, split over the ranks), prints generated samples and writes
 // checkpoints (trainer/checkpoint/checkpoint.h). --resume continues bit-identically from `latest`.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +30,7 @@
 
 #include "data/sampler.h"
 #include "model/core/dtype.h"
+#include "model/lm/autoregressive.h"
 #include "model/lm/config.h"
 #include "parallel/communicator.h"
 #include "trainer/lr_schedule.h"
@@ -41,6 +47,7 @@ struct TrainSpec {
   std::int64_t steps = 0;       // the run ends after this many steps
   std::int64_t grad_accum = 1;
   double grad_clip = 1.0;       // 0 = off
+  bool random_truncate = false; // random truncation of each micro-batch (causal models; see above)
   AdamWConfig optim;
   LrSchedule schedule;
   std::uint64_t seed = 0;       // parameter init, sampler, RNG keys
@@ -55,6 +62,9 @@ struct TrainSpec {
   std::int64_t sample_interval = 0, sample_len = 128;
   std::string sample_prompt;
   double sample_temperature = 1.0;
+  SampleFilter sample_filter = SampleFilter::top_k;  // logit filter of generation
+  double sample_filter_thres = 0.9;                  // its threshold, in (0, 1)
+  std::optional<std::int64_t> sample_eos;            // a sample ends after this token
   bool console = true;  // rank 0 prints progress (tests turn it off)
   // Checkpoints
   std::string checkpoint_dir;  // "" = none
@@ -75,6 +85,14 @@ struct TrainResult {
   std::int64_t tokens_seen = 0;
   std::string last_checkpoint;      // folder of the last checkpoint written ("" if none)
 };
+
+// The loss of one training micro-batch x i64 [b, T+1] through `ar` (its ignore_index
+// must not be a token id, and its pad_value is `pad_value`): ar.loss(x) without truncation; with
+// `truncate`, the wrapper's random_truncate with the wrapper's own key (ar.truncate_key(c)),
+// the padding masked as inputs and replaced
+// by ignore_index as targets. The backward is ar.loss_backward(st, c, scale) either way.
+Tensor micro_batch_loss(AutoregressiveWrapper& ar, std::int64_t pad_value, const Tensor& x,
+                        bool truncate, ARLossStash& st, const Context& c);
 
 // Runs the training. `dp` is the data-parallel communicator (nullptr or size 1: one process); it
 // must move tensors of spec.device. Throws sk::Error / data::DataError for bad input before

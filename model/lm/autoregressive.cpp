@@ -111,9 +111,7 @@ Tensor AutoregressiveWrapper::loss(const Tensor& x_in, const Tensor& mask_in, bo
            mask_in.str());
   Tensor x = x_in, mask = mask_in;
   if (randomly_truncate) {
-    Context base = c;
-    base.block = 0;
-    Truncated t = random_truncate(x, mask, cfg_.pad_value, base.key(id_, kSiteTruncate));
+    Truncated t = random_truncate(x, mask, cfg_.pad_value, truncate_key(c));
     x = t.tokens;
     mask = t.mask;
   }

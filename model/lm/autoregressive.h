@@ -79,6 +79,13 @@ class AutoregressiveWrapper {
   Tensor generate(const Tensor& start, const Tensor& mask, const GenerateOptions& o, const Context& c) const;
 
   std::int64_t ignore_index() const { return cfg_.ignore_index ? *cfg_.ignore_index : cfg_.pad_value; }
+  // The Philox key of the random truncation drawn by loss(..., randomly_truncate = true, ..., c),
+  // for callers that truncate themselves (the trainer keeps its own ignore index).
+  RngKey truncate_key(const Context& c) const {
+    Context base = c;
+    base.block = 0;
+    return base.key(id_, kSiteTruncate);
+  }
   Autopadder& padded() { return pad_; }
 
  private:

@@ -294,6 +294,58 @@ TEST(Overrides, ApplyTypedValues) {
   EXPECT_EQ(c.train.batch_size, 3);
 }
 
+TEST(RunConfig, TruncationAndSamplingKeys) {
+  TempToml d(std::string(kModel) + kTrain);
+  RunConfig c = load_run_config(d.path);
+  EXPECT_FALSE(c.train.random_truncate);
+  EXPECT_EQ(c.log.sample_filter, "top_k");
+  EXPECT_DOUBLE_EQ(c.log.sample_filter_thres, 0.9);
+  EXPECT_EQ(c.log.sample_eos, -1);
+  TempToml f(std::string(kModel) + kTrain +
+             "random_truncate = true\n[log]\nsample_filter = \"top_p\"\nsample_filter_thres = 0.5\nsample_eos = 10\n");
+  c = load_run_config(f.path);
+  EXPECT_TRUE(c.train.random_truncate);
+  EXPECT_EQ(c.log.sample_filter, "top_p");
+  EXPECT_DOUBLE_EQ(c.log.sample_filter_thres, 0.5);
+  EXPECT_EQ(c.log.sample_eos, 10);
+  c = load_run_config(d.path, {"train.random_truncate=true", "log.sample_filter=top_p", "log.sample_eos=255"});
+  EXPECT_TRUE(c.train.random_truncate);
+  EXPECT_EQ(c.log.sample_filter, "top_p");
+  EXPECT_EQ(c.log.sample_eos, 255);
+}
+
+TEST(ConfigErrors, TruncationAndSamplingKeys) {
+  const std::string base = std::string(kModel) + kTrain;
+  std::string m = run_error(base + "random_truncate = 1\n");
+  EXPECT_HAS(m, "[train]: random_truncate = 1: expected true or false");
+  m = run_error(with_model_line("causal = true", "causal = false") + "random_truncate = true\n");
+  EXPECT_HAS(m, "[train]: random_truncate = true: needs a causal model");
+  m = run_error(base, {"train.random_truncate=true", "model.causal=false"});
+  EXPECT_HAS(m, "[train]: random_truncate = true: needs a causal model");
+  EXPECT_EQ(run_error(with_model_line("causal = true", "causal = false")), "");  // off: fine without causal
+
+  m = run_error(base + "[log]\nsample_filter = \"top_z\"\n");
+  EXPECT_HAS(m, "[log]: sample_filter = \"top_z\": must be one of \"top_k\", \"top_p\"");
+  m = run_error(base + "[log]\nsample_filter = 1\n");
+  EXPECT_HAS(m, "[log]: sample_filter = 1: expected a string");
+  m = run_error(base + "[log]\nsample_filter_thres = 1.0\n");
+  EXPECT_HAS(m, "[log]: sample_filter_thres = 1: must be in (0, 1)");
+  m = run_error(base + "[log]\nsample_filter_thres = 0\n");
+  EXPECT_HAS(m, "[log]: sample_filter_thres = 0: must be in (0, 1)");
+  m = run_error(base + "[log]\nsample_filter_thres = \"high\"\n");
+  EXPECT_HAS(m, "[log]: sample_filter_thres = \"high\": expected a number");
+  m = run_error(base + "[log]\nsample_eos = 256\n");
+  EXPECT_HAS(m, "[log]: sample_eos = 256: must be -1 (none) or in [0, model.num_tokens = 256)");
+  m = run_error(base + "[log]\nsample_eos = -2\n");
+  EXPECT_HAS(m, "[log]: sample_eos = -2: must be -1 (none) or in [0, model.num_tokens = 256)");
+  m = run_error(base + "[log]\nsample_eos = 1.5\n");
+  EXPECT_HAS(m, "[log]: sample_eos = 1.5: expected an integer");
+  m = run_error(base, {"log.sample_filter_thres=2"});
+  EXPECT_HAS(m, "[log]: sample_filter_thres = 2: must be in (0, 1)");
+  m = run_error(base + "[log]\nsample_filtr = \"top_p\"\n");
+  EXPECT_HAS(m, "did you mean sample_filter?");
+}
+
 TEST(Overrides, ErrorsNameTheOverride) {
   std::string m = run_error(std::string(kModel) + kTrain, {"train.batch_size=2.5"});
   EXPECT_HAS(m, "[train]: batch_size = 2.5 (from --set train.batch_size=2.5): expected an integer");
