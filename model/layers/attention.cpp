@@ -57,6 +57,21 @@ void null_buckets_backward(Backend& be, Tensor& grad, const Tensor& dnull, std::
 
 Tensor to_f32_mask(Backend& be, const Tensor& m, Device dev) { return be.cast(m.to(dev), DType::f32); }
 
+// 1 where x > 0, 0 where x == 0 (x >= 0, finite): min(x·FLT_MAX, 1) twice, so that even the
+// smallest positive (denormal) x maps to exactly 1. The attention ops want a 0/1 keep factor.
+Tensor positive_indicator(Backend& be, const Tensor& x) {
+  Tensor one = Tensor::full({1, 1, 1}, 1.f, x.device());
+  Tensor y = be.binary(be.scale(x, attn::kFltMax), one, BinaryOp::min);
+  return be.binary(be.scale(y, attn::kFltMax), one, BinaryOp::min);
+}
+
+// x [N, nkb, kbs·dh] times the key-bucket mask m [N, nkb, kbs] at every position (and its own
+// backward: the map is linear and self-adjoint).
+Tensor mask_positions(Backend& be, const Tensor& x, const Tensor& m) {
+  std::int64_t N = m.dim(0), nkb = m.dim(1), kbs = m.dim(2), dh = x.dim(2) / kbs;
+  return be.mul(x.reshape({N, nkb, kbs, dh}), m.reshape({N, nkb, kbs, 1})).reshape({N, nkb, kbs * dh});
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -323,19 +338,31 @@ Tensor SinkhornSelfAttention::sinkhorn_forward(const Tensor& q, const Tensor& k,
     s.sel = gumbel_sinkhorn(be, Rp, cfg_.sinkhorn_iter, cfg_.temperature, c.key(layer_id_, kSiteGumbel), s.gumbel);
   }
   Tensor kb = k.reshape({N, d.nkb, kbs * dh}), vb = v.reshape({N, d.nkb, kbs * dh});
-  Tensor Ka = attn::group_sets(be, attn::select_buckets(be, kb, s.sel), d.nb, sortcut, own ? kb : Tensor());
-  Tensor Va = attn::group_sets(be, attn::select_buckets(be, vb, s.sel), d.nb, sortcut, own ? vb : Tensor());
+  bool masked = q_mask.defined() || kv_mask.defined();
+  Tensor qm, kmh, ones;
+  if (masked) {
+    qm = q_mask.defined() ? q_mask : Tensor::full({B, d.T}, 1.f, q.device());
+    Tensor km = kv_mask.defined() ? kv_mask : qm;
+    ones = Tensor::full({1, Hs, 1}, 1.f, q.device());
+    kmh = be.mul(km.reshape({B, 1, d.Tk}), ones).reshape({N, d.nkb, kbs});  // key-bucket mask
+  }
+  // D14 corrected: the soft mixture of the gumbel path mixes only real keys/values (k·m, v·m).
+  s.kv_keep = (masked && s.sel.dense()) ? kmh : Tensor();
+  Tensor kmix = s.kv_keep.defined() ? mask_positions(be, kb, s.kv_keep) : kb;
+  Tensor vmix = s.kv_keep.defined() ? mask_positions(be, vb, s.kv_keep) : vb;
+  Tensor Ka = attn::group_sets(be, attn::select_buckets(be, kmix, s.sel), d.nb, sortcut, own ? kb : Tensor());
+  Tensor Va = attn::group_sets(be, attn::select_buckets(be, vmix, s.sel), d.nb, sortcut, own ? vb : Tensor());
   std::int64_t S = Ka.dim(2) / dh;  // keys per query bucket
 
   s.attend = attn::AttendStash();
-  if (q_mask.defined() || kv_mask.defined()) {
-    Tensor qm = q_mask.defined() ? q_mask : Tensor::full({B, d.T}, 1.f, q.device());
-    Tensor km = kv_mask.defined() ? kv_mask : qm;
-    Tensor ones = Tensor::full({1, Hs, 1}, 1.f, q.device());
-    Tensor kmh = be.mul(km.reshape({B, 1, d.Tk}), ones).reshape({N, d.nkb, kbs});
-    Tensor mk = attn::group_sets(be, attn::gather_chosen(be, kmh, s.sel), d.nb, sortcut, own ? kmh : Tensor());
+  if (masked) {
+    // Top-k: the chosen bucket's mask. Gumbel (D14 corrected): a mixed slot is allowed iff its mixed
+    // mask weight Σ_v P[u,v]·m[v,j] > 0, i.e. it contains a real key.
+    Tensor chosen = s.sel.dense() ? positive_indicator(be, be.matmul(s.sel.P, kmh))
+                                  : attn::gather_chosen(be, kmh, s.sel);
+    Tensor mk = attn::group_sets(be, chosen, d.nb, sortcut, own ? kmh : Tensor());
     s.attend.q_keep = be.mul(qm.reshape({B, 1, d.T}), ones).reshape({N * d.nb, bs});  // query real
-    s.attend.k_keep = mk.reshape({N * d.nb, S});  // key real (chosen bucket's mask)
+    s.attend.k_keep = mk.reshape({N * d.nb, S});  // key real (1 / 0)
   }
   float p = c.training ? cfg_.attn_dropout : 0.f;
   Tensor out = attn::attend(be, q.reshape({N * d.nb, bs, dh}), Ka.reshape({N * d.nb, S, dh}),
@@ -350,9 +377,12 @@ QKVGrads SinkhornSelfAttention::sinkhorn_backward(const Tensor& dout, const Dims
   std::int64_t B = d.B, Hs = hs_, N = B * Hs, dh = dh_, bs = cfg_.bucket_size, kbs = cfg_.kv_bucket_size;
   bool sortcut = cfg_.n_sortcut > 0, own = d.nb == d.nkb;
   Tensor kb = s.k.reshape({N, d.nkb, kbs * dh}), vb = s.v.reshape({N, d.nkb, kbs * dh});
+  bool mixmask = s.kv_keep.defined();  // D14 corrected: the mixture reads k·m, v·m
+  Tensor kmix = mixmask ? mask_positions(be, kb, s.kv_keep) : kb;
+  Tensor vmix = mixmask ? mask_positions(be, vb, s.kv_keep) : vb;
   // Recompute the assembled key/value sets (cheap gathers) instead of keeping them.
-  Tensor Ka = attn::group_sets(be, attn::select_buckets(be, kb, s.sel), d.nb, sortcut, own ? kb : Tensor());
-  Tensor Va = attn::group_sets(be, attn::select_buckets(be, vb, s.sel), d.nb, sortcut, own ? vb : Tensor());
+  Tensor Ka = attn::group_sets(be, attn::select_buckets(be, kmix, s.sel), d.nb, sortcut, own ? kb : Tensor());
+  Tensor Va = attn::group_sets(be, attn::select_buckets(be, vmix, s.sel), d.nb, sortcut, own ? vb : Tensor());
   std::int64_t S = Ka.dim(2) / dh;
 
   float p = c.training ? cfg_.attn_dropout : 0.f;
@@ -365,10 +395,25 @@ QKVGrads SinkhornSelfAttention::sinkhorn_backward(const Tensor& dout, const Dims
   Tensor dksel, dkown, dvsel, dvown;
   attn::group_sets_backward(be, g.dk.reshape({N, d.nb, S * dh}), d.nb, d.k, kbs * dh, sortcut, own, dksel, dkown);
   attn::group_sets_backward(be, g.dv.reshape({N, d.nb, S * dh}), d.nb, d.k, kbs * dh, sortcut, own, dvsel, dvown);
-  Tensor dkb = own ? dkown : Tensor::zeros({N, d.nkb, kbs * dh}, DType::f32, dout.device());
-  Tensor dvb = own ? dvown : Tensor::zeros({N, d.nkb, kbs * dh}, DType::f32, dout.device());
-  Tensor dsel = be.add(attn::select_buckets_backward(be, dkb, dksel, kb, s.sel),
-                       attn::select_buckets_backward(be, dvb, dvsel, vb, s.sel));
+  Tensor dkb, dvb, dsel;
+  if (mixmask) {
+    // d(k·m) -> dk·m; the own-bucket part is unmasked.
+    Tensor dkm = Tensor::zeros({N, d.nkb, kbs * dh}, DType::f32, dout.device());
+    Tensor dvm = Tensor::zeros({N, d.nkb, kbs * dh}, DType::f32, dout.device());
+    dsel = be.add(attn::select_buckets_backward(be, dkm, dksel, kmix, s.sel),
+                  attn::select_buckets_backward(be, dvm, dvsel, vmix, s.sel));
+    dkb = mask_positions(be, dkm, s.kv_keep);
+    dvb = mask_positions(be, dvm, s.kv_keep);
+    if (own) {
+      dkb = be.add(dkb, dkown);
+      dvb = be.add(dvb, dvown);
+    }
+  } else {
+    dkb = own ? dkown : Tensor::zeros({N, d.nkb, kbs * dh}, DType::f32, dout.device());
+    dvb = own ? dvown : Tensor::zeros({N, d.nkb, kbs * dh}, DType::f32, dout.device());
+    dsel = be.add(attn::select_buckets_backward(be, dkb, dksel, kb, s.sel),
+                  attn::select_buckets_backward(be, dvb, dvsel, vb, s.sel));
+  }
 
   Tensor dR;
   if (cfg_.non_permutative) {

@@ -19,7 +19,9 @@
 //   D12 causal simple sort net with fewer buckets than n_top_buckets: clamped consistently (n_top =
 //       min(n_top_buckets, T/bs) null columns, the first nb + n_top columns of `linear`).
 //   D13 gumbel-sinkhorn with n_sortcut >= 2: rejected.
-//   D14 gumbel-sinkhorn masks use the arg-max bucket of each row (as the reference).
+//   D14 gumbel-sinkhorn with masks: masked inside the mixture (corrected): the soft mixture of key
+//       buckets mixes k·m and v·m (m the key-bucket mask), and a mixed key slot is allowed iff its
+//       mixed mask weight Σ_v P[u,v]·m[v,j] > 0; query masking and the own bucket as in §11.5.
 //
 // Randomness (Philox, keyed by ctx.key(layer_id, site)): attention dropout of the local heads
 // (site 1) and of the sinkhorn heads (site 2), post-projection dropout (site 3) — training mode
@@ -73,6 +75,7 @@ struct SinkhornStash {
   Tensor r_sel;            // causal: R after the overwrite (input of top-k)
   TopKStash topk;          // top-k path
   GumbelStash gumbel;      // gumbel path
+  Tensor kv_keep;          // gumbel path with masks: key-bucket mask f32 [N, nkb, kbs] (D14), else undefined
   attn::Selection sel;     // chosen buckets (+ probabilities or the dense soft permutation)
   attn::AttendStash attend;  // probabilities and keep factors of the bucketed attention
 };

@@ -86,8 +86,7 @@ attn::Selection gumbel_sinkhorn(Backend& be, const Tensor& r, std::int64_t iters
   sel.rows = r.dim(1);
   sel.k = 1;
   sel.m = r.dim(2);
-  sel.P = s.P;
-  sel.idx = be.argmax(s.P);  // [N, rows]: the arg-max bucket (masks, D14)
+  sel.P = s.P;  // no idx: masks are mixed with P as well (D14 corrected)
   return sel;
 }
 

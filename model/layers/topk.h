@@ -34,8 +34,9 @@ struct GumbelStash {
   Tensor P;                     // exp of the result [N, rows, m]
 };
 
-// r [N, rows, m] (non-negative) -> selection with the dense soft permutation P [N, rows, m],
-// k = 1 and idx = arg-max column of each row. Noise U ~ Philox uniform(key), element-indexed.
+// r [N, rows, m] (non-negative) -> selection with the dense soft permutation P [N, rows, m], k = 1
+// and no idx (key masks are mixed with P too, defect D14 corrected). Noise U ~ Philox uniform(key),
+// element-indexed.
 attn::Selection gumbel_sinkhorn(Backend& be, const Tensor& r, std::int64_t iters, float tau, RngKey key,
                                 GumbelStash& s);
 // dP [N, rows, m] -> dr [N, rows, m].

@@ -99,16 +99,15 @@ class Harness {
   double loss(std::vector<std::int64_t>* decisions) {
     Stash s;
     Tensor y = layer_->forward(x_, s, c_);
-    bool masked = c_.input_mask.defined() || c_.context_mask.defined();
-    if (decisions) *decisions = decisions_of(s.get<AttentionStash>(), masked);
+    if (decisions) *decisions = decisions_of(s.get<AttentionStash>());
     return dot_double(y, G_);
   }
 
-  // Chosen buckets (for a soft permutation only when masks read them), ReLU signs of the sort nets.
-  static std::vector<std::int64_t> decisions_of(AttentionStash& st, bool masked) {
+  // Chosen buckets (top-k; a soft permutation has none), ReLU signs of the sort nets.
+  static std::vector<std::int64_t> decisions_of(AttentionStash& st) {
     std::vector<std::int64_t> d;
     const SinkhornStash& k = st.sink;
-    if (k.sel.idx.defined() && (!k.sel.dense() || masked)) {
+    if (k.sel.idx.defined()) {
       auto v = k.sel.idx.to_vector<std::int64_t>();
       d.insert(d.end(), v.begin(), v.end());
     }
@@ -401,6 +400,106 @@ TEST(AttentionDropout, SameKeySameMasksOtherStepOtherMasks) {
     EXPECT_EQ(y1, y2) << "site " << which;
     EXPECT_NE(y1, y3) << "site " << which;
   }
+}
+
+// D14 corrected: with masks, the gumbel-sinkhorn mixture mixes only real keys/values.
+// Input feature `f` of x is routed to one projection only (the others get a zero column), so changing
+// x[b, t, f] at padded positions changes exactly the keys or exactly the values there.
+void route_feature(Harness& h, std::int64_t f, bool to_keys) {
+  ParamSet& ps = h.params();
+  Tensor& wq = ps.find("to_q.weight")->value;
+  Tensor& wkv = ps.find("to_kv.weight")->value;
+  std::int64_t D = wq.dim(1), HD = wq.dim(0);
+  for (std::int64_t r = 0; r < HD; ++r) wq.data<float>()[r * D + f] = 0.f;
+  for (std::int64_t r = 0; r < 2 * HD; ++r) {
+    bool key_row = r < HD;
+    if (key_row != to_keys) wkv.data<float>()[r * D + f] = 0.f;
+    else wkv.data<float>()[r * D + f] = 0.5f;  // a clearly non-zero route
+  }
+}
+
+TEST(AttentionD14, PaddedKeysAndValuesDoNotReachRealQueries) {
+  for (bool keys : {false, true}) {
+    FdSetup s;
+    s.cfg = base_cfg(12, 2);
+    s.cfg.dim_head = 4;
+    s.cfg.non_permutative = false;
+    Harness h(s);
+    const std::int64_t B = s.B, T = s.T, D = s.cfg.dim, f = D - 1, bs = s.cfg.bucket_size;
+    route_feature(h, f, keys);
+    auto m = h.ctx().input_mask.to_vector<std::uint8_t>();
+    auto run = [&] {
+      Stash st;
+      auto y = h.layer().forward(h.x(), st, h.ctx()).to_vector<float>();
+      const Tensor& kk = st.get<AttentionStash>().sink.attend.k_keep;
+      EXPECT_TRUE(kk.defined());
+      for (float v : kk.to_vector<float>()) EXPECT_TRUE(v == 0.f || v == 1.f) << "key keep factor " << v;
+      return y;
+    };
+    auto y0 = run();
+    // Values: any change at padded positions. Keys: +δ/−δ pairs inside one bucket, so the bucket
+    // means the sort net reads (and hence the soft permutation) stay the same up to rounding.
+    float* xd = h.x().data<float>();
+    std::mt19937_64 g(77);
+    std::normal_distribution<float> nd(0.f, 5.f);
+    int changed = 0;
+    for (std::int64_t b = 0; b < B; ++b)
+      for (std::int64_t u = 0; u < T / bs; ++u) {
+        std::vector<std::int64_t> pad;
+        for (std::int64_t t = u * bs; t < (u + 1) * bs; ++t)
+          if (!m[static_cast<std::size_t>(b * T + t)]) pad.push_back(t);
+        for (std::size_t i = 0; i < pad.size(); ++i) {
+          if (keys && (i % 2 == 1 || i + 1 == pad.size())) continue;
+          float delta = nd(g);
+          xd[(b * T + pad[i]) * D + f] += delta;
+          if (keys) xd[(b * T + pad[i + 1]) * D + f] -= delta;
+          changed += keys ? 2 : 1;
+        }
+      }
+    ASSERT_GT(changed, 3);
+    auto y1 = run();
+    double worst = 0, pad_change = 0;
+    for (std::int64_t b = 0; b < B; ++b)
+      for (std::int64_t t = 0; t < T; ++t)
+        for (std::int64_t e = 0; e < D; ++e) {
+          std::size_t i = static_cast<std::size_t>((b * T + t) * D + e);
+          double diff = std::fabs(double(y1[i]) - double(y0[i]));
+          if (m[static_cast<std::size_t>(b * T + t)]) worst = std::max(worst, diff);
+          else pad_change = std::max(pad_change, diff);
+        }
+    EXPECT_LT(worst, 1e-5) << (keys ? "padded keys" : "padded values") << " reached a real query";
+    // Padded queries attend uniformly to all their assembled values (own bucket included), so the
+    // perturbation did reach the layer.
+    if (!keys) {
+      EXPECT_GT(pad_change, 1e-3);
+    }
+  }
+}
+
+TEST(AttentionD14, GumbelMaskedFDNoOwnBucket) {  // nb != nkb: every key comes from the mixture
+  FdSetup s;
+  s.cfg = base_cfg();
+  s.cfg.non_permutative = false;
+  s.cfg.kv_bucket_size = 8;
+  run_fd(s, "gumbel-sinkhorn, masked, kv bucket 8");
+}
+
+TEST(AttentionD14, GumbelMaskedFDContextLayer) {
+  FdSetup s;
+  s.cfg = base_cfg();
+  s.cfg.non_permutative = false;
+  s.cfg.is_context = true;
+  s.Tc = 16;
+  run_fd(s, "gumbel-sinkhorn, context layer, context mask");
+}
+
+TEST(AttentionD14, GumbelMaskedFDSortcut1) {
+  FdSetup s;
+  s.cfg = base_cfg();
+  s.cfg.non_permutative = false;
+  s.cfg.n_sortcut = 1;
+  s.cfg.kv_bucket_size = 8;
+  run_fd(s, "gumbel-sinkhorn, masked, sortcut 1, kv bucket 8");
 }
 
 TEST(AttentionGumbel, NoiseKeyedByContext) {

@@ -1,8 +1,10 @@
 // The layer stack: reversible vs sequential gradients on the same weights, rebuilt-input drift of a
 // deep reversible stack, weight tying (one parameter, aliases, gradient = sum over uses), layer
-// dropout determinism, and parameter naming.
+// dropout determinism, reversible recompute under every dropout, and parameter naming.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "model/layers/stack.h"
@@ -24,23 +26,36 @@ struct StackRun {
   Tensor y, dx, grads;
 };
 
-// Runs a LayerStack built from `cfg` (with keep_activations as given) on the flat parameter values.
-StackRun run_stack(const LMConfig& cfg, bool keep, const Tensor& flat, const Tensor& x, const Tensor& dy,
-                   const Tensor& mask) {
+// Runs a LayerStack built from `cfg` (with keep_activations as given) on the flat parameter values,
+// under the Context `c` (mode, seed, step: the keys of every random draw).
+StackRun run_stack_in(const LMConfig& cfg, bool keep, const Tensor& flat, const Tensor& x, const Tensor& dy,
+                      const Context& c) {
   ParamSet ps;
   StackConfig sc = stack_config(cfg);
   sc.keep_activations = keep;
   LayerStack stack(sc, ps, "", 99);
   ps.finalize(Device::cpu, 3);
   ps.flat_values().copy_from(flat);
-  Context c = test::cpu_context();
-  c.input_mask = mask;
   StackStash st;
   StackRun r;
   r.y = stack.forward(x, st, c);
   r.dx = stack.backward(dy, st, c);
   r.grads = ps.flat_grads().clone();
   return r;
+}
+
+StackRun run_stack(const LMConfig& cfg, bool keep, const Tensor& flat, const Tensor& x, const Tensor& dy,
+                   const Tensor& mask) {
+  Context c = test::cpu_context();
+  c.input_mask = mask;
+  return run_stack_in(cfg, keep, flat, x, dy, c);
+}
+
+// Blocks of a stack built from `cfg` that run under `c` (layer dropout).
+std::vector<std::int64_t> active_blocks_of(const LMConfig& cfg, const Context& c) {
+  ParamSet ps;
+  LayerStack stack(stack_config(cfg), ps, "", 99);
+  return stack.active_blocks(c);
 }
 
 Tensor random_flat(const LMConfig& cfg, std::uint64_t seed) {
@@ -70,6 +85,79 @@ TEST_P(ReversibleVsPlainBackprop, SameOutputsAndGradients) {
 }
 
 INSTANTIATE_TEST_SUITE_P(CausalAndNot, ReversibleVsPlainBackprop, ::testing::Bool());
+
+// Training mode with every dropout of the stack: the reversible backward re-runs each block's
+// forward from the rebuilt inputs, which must redraw exactly the forward's masks (same Context
+// keys), so its gradients equal plain backpropagation through the kept activations.
+class ReversibleDropoutVsPlainBackprop : public ::testing::TestWithParam<bool> {};
+
+TEST_P(ReversibleDropoutVsPlainBackprop, SameGradientsWithDropout) {
+  const bool causal = GetParam();
+  LMConfig rev = stack_cfg(causal, true);
+  rev.ff_chunks = 2;
+  rev.ff_dropout = 0.3;
+  rev.attn_dropout = 0.2;
+  rev.attn_layer_dropout = 0.25;
+  Tensor flat = random_flat(rev, 31);
+  Tensor x = test::randn({2, 32, 16}, 3), dy = test::randn({2, 32, 16}, 4);
+  Context c = test::cpu_context(true, 321);
+  c.step = 5;
+  c.micro = 1;
+  c.input_mask = test::right_pad_mask(2, 32, {32, 27});
+  StackRun plain = run_stack_in(rev, true, flat, x, dy, c);
+  StackRun rebuilt = run_stack_in(rev, false, flat, x, dy, c);
+  EXPECT_EQ(test::max_abs_diff(rebuilt.y, plain.y), 0.0);
+  EXPECT_LT(test::rel_err(rebuilt.dx, plain.dx), 1e-5);
+  EXPECT_LT(test::rel_err(rebuilt.grads, plain.grads), 1e-5);
+  // The dropouts are really on: eval mode (no masks) and another step (other masks) differ.
+  Context ce = c;
+  ce.training = false;
+  Context c2 = c;
+  c2.step = 6;
+  EXPECT_GT(test::max_abs_diff(run_stack_in(rev, true, flat, x, dy, ce).y, plain.y), 1e-3);
+  EXPECT_GT(test::max_abs_diff(run_stack_in(rev, true, flat, x, dy, c2).y, plain.y), 1e-3);
+}
+
+TEST_P(ReversibleDropoutVsPlainBackprop, SameGradientsWithLayerDropout) {
+  const bool causal = GetParam();
+  LMConfig rev = stack_cfg(causal, true);
+  rev.depth = 4;
+  rev.layer_dropout = 0.5;
+  rev.ff_dropout = 0.1;
+  rev.attn_dropout = 0.1;
+  rev.attn_layer_dropout = 0.1;
+  Tensor flat = random_flat(rev, 37);
+  Tensor x = test::randn({2, 32, 16}, 5), dy = test::randn({2, 32, 16}, 6);
+  Context c = test::cpu_context(true, 99);
+  c.input_mask = test::right_pad_mask(2, 32, {30, 32});
+  // A step on which some, but not all, blocks are dropped.
+  std::vector<std::int64_t> act;
+  for (c.step = 0; c.step < 64; ++c.step) {
+    act = active_blocks_of(rev, c);
+    if (!act.empty() && act.size() < 4u) break;
+  }
+  ASSERT_LT(c.step, 64u) << "no step drops a strict subset of the blocks";
+  StackRun plain = run_stack_in(rev, true, flat, x, dy, c);
+  StackRun rebuilt = run_stack_in(rev, false, flat, x, dy, c);
+  EXPECT_EQ(test::max_abs_diff(rebuilt.y, plain.y), 0.0);
+  EXPECT_LT(test::rel_err(rebuilt.dx, plain.dx), 1e-5);
+  EXPECT_LT(test::rel_err(rebuilt.grads, plain.grads), 1e-5);
+  // Dropped blocks get no gradient, kept blocks do (both paths).
+  ParamSet ps;
+  LayerStack stack(stack_config(rev), ps, "", 99);
+  ps.finalize(Device::cpu, 3);
+  ps.flat_grads().copy_from(rebuilt.grads);
+  for (std::int64_t L = 0; L < 4; ++L) {
+    const bool on = std::find(act.begin(), act.end(), L) != act.end();
+    Parameter* p = ps.find("layers.blocks." + std::to_string(L) + ".f.net.fn.to_q.weight");
+    ASSERT_NE(p, nullptr) << L;
+    double n = 0;
+    for (float v : p->grad.to_vector<float>()) n += std::abs(v);
+    EXPECT_EQ(n > 0, on) << "block " << L;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(CausalAndNot, ReversibleDropoutVsPlainBackprop, ::testing::Bool());
 
 // Sequential and reversible stacks register the same parameters in the same order (only the paths
 // differ). With one block the two formulations are related exactly:
