@@ -3,6 +3,8 @@
 //   sinkhorn reference-check CASE_DIR --dump OUT.safetensors [--mode eval|train] [--device cpu|cuda]
 //   sinkhorn bench CONFIG.toml [--steps N] [--warmup N] [--device cpu|cuda] [--set table.key=value]...
 //   sinkhorn train CONFIG.toml [--set table.key=value]... [--device cpu|cuda] [--resume]
+//   sinkhorn sample CONFIG.toml --weights PATH [--prompt TEXT] [--len N] [--temperature T]
+//                   [--filter top_k|top_p] [--thres X] [--eos ID] [--seed S] [--device cpu|cuda] [--set table.key=value]...
 //   sinkhorn --help | --version
 //
 // Errors are thrown (sk::Error for bad input); main.cpp prints them as one line.

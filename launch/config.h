@@ -69,6 +69,9 @@ struct CheckpointConfig {
   std::string dir;                  // "" = no checkpoints
   std::int64_t interval = 0;        // every N steps; 0 = only at the end (the end is always saved)
   std::int64_t keep_last = 3;       // keep the newest N step folders; 0 = keep all
+  std::string init_from;            // fresh runs: parameters + buffers by reference name from a model.safetensors,
+                                    // a step folder or a checkpoint dir (its latest); "" = random init;
+                                    // ignored with --resume. Relative paths as data.path
 };
 
 struct RunConfig {

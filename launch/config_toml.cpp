@@ -386,7 +386,13 @@ CheckpointConfig read_checkpoint(const Doc& d, const toml::table* t) {
   r.string("dir", c.dir);
   r.integer("interval", c.interval);
   r.integer("keep_last", c.keep_last);
+  r.string("init_from", c.init_from);
   r.finish();
+  // Relative like data.path: from the config file's folder, or from the cwd when given with --set.
+  if (!c.init_from.empty() && !d.overridden.count({"checkpoint", "init_from"})) {
+    std::filesystem::path p(c.init_from);
+    if (p.is_relative()) c.init_from = (std::filesystem::path(d.file).parent_path() / p).lexically_normal().string();
+  }
   return c;
 }
 

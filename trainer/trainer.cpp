@@ -285,6 +285,19 @@ TrainResult Run::run() {
                "); pass --resume to continue it, or choose another checkpoint.dir");
     }
   }
+  if (!s_.init_from.empty()) {
+    if (s_.resume) {
+      say("checkpoint.init_from '" + s_.init_from + "' ignored: --resume continues from the checkpoint's weights");
+    } else {
+      std::string file;
+      try {
+        file = load_model_weights(s_.init_from, *ps_);
+      } catch (const Error& e) {
+        throw Error(cat("checkpoint.init_from '", s_.init_from, "': ", e.what()));
+      }
+      say("initialised parameters from " + file);
+    }
+  }
   res.start_step = step;
   res.tokens_seen = tokens_seen;
   std::unique_ptr<MetricsLog> log;

@@ -20,6 +20,9 @@
 // Rank 0 prints a progress line every log interval, writes metrics.jsonl, evaluates (validation
 // loss over a fixed set of windows, split over the ranks), prints generated samples and writes
 // checkpoints (trainer/checkpoint/checkpoint.h). --resume continues bit-identically from `latest`.
+// A fresh run with init_from starts from those weights (every parameter and buffer by reference
+// name, e.g. a PyTorch state_dict export) instead of the seeded initialisation; the optimizer
+// state, sampler and step still start fresh.
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -70,6 +73,8 @@ struct TrainSpec {
   std::string checkpoint_dir;  // "" = none
   std::int64_t checkpoint_interval = 0, keep_last = 3;
   bool resume = false;
+  std::string init_from;  // fresh runs: load parameters + buffers by reference name from this model.safetensors /
+                          // step folder / checkpoint dir before step 1 (load_model_weights); ignored on resume
   // Where
   Device device = Device::cpu;
   nlohmann::json config_snapshot;  // saved in trainer.json

@@ -10,3 +10,7 @@ foreach(case help version no_command unknown_command unknown_option missing_conf
            COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/cli_test.sh $<TARGET_FILE:sinkhorn> ${PROJECT_SOURCE_DIR} ${case})
   set_tests_properties(launch_cli_${case} PROPERTIES LABELS "unit;launch" TIMEOUT 300 ENVIRONMENT "OMP_NUM_THREADS=2")
 endforeach()
+# `sinkhorn sample` and checkpoint.init_from end to end (tests/launch/sample_cli_test.sh).
+add_test(NAME launch_sample_cli COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/sample_cli_test.sh $<TARGET_FILE:sinkhorn>
+                                        ${PROJECT_SOURCE_DIR})
+set_tests_properties(launch_sample_cli PROPERTIES LABELS "unit;launch;trainer" TIMEOUT 300 ENVIRONMENT "OMP_NUM_THREADS=2")

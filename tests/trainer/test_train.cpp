@@ -8,7 +8,10 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 
+#include "data/batch.h"
+#include "data/byte_dataset.h"
 #include "data/data_error.h"
+#include "data/sampler.h"
 #include "model/core/backend.h"
 #include "model/core/error.h"
 #include "model/lm/autoregressive.h"
@@ -251,6 +254,93 @@ TEST(Train, BadInput) {
   b.batch_size = 3;
   b.grad_accum = 2;
   EXPECT_NE(error_of([&] { run_training(b); }).find("divisible"), std::string::npos);
+}
+
+// checkpoint.init_from: a fresh run starts from another run's weights. The loaded parameters are
+// the file's bytes exactly, and the first-step loss equals those weights' loss on the first batch.
+TEST(Train, InitFromLoadsWeightsByName) {
+  const std::string root = test::fresh_dir("init_from");
+  TrainSpec a = tiny_spec();
+  a.steps = 3;
+  a.checkpoint_dir = root + "/a";
+  const TrainResult ra = run_training(a);
+  const std::string model_file = ra.last_checkpoint + "/model.safetensors";
+  ASSERT_TRUE(fs::exists(model_file));
+
+  // The loader (checkpoint dir -> latest -> model.safetensors): byte-for-byte the same tensors.
+  for (const std::string& src : {a.checkpoint_dir, ra.last_checkpoint, model_file}) {
+    ParamSet ps;
+    SinkhornLM lm(a.model, ps);
+    ps.finalize(Device::cpu, /*seed=*/99);
+    EXPECT_EQ(load_model_weights(src, ps), model_file);
+    const std::string copy = root + "/copy.safetensors";
+    save_params_file(copy, ps, /*with_aliases=*/true, {{"format", "pt"}});
+    std::ifstream f1(model_file, std::ios::binary), f2(copy, std::ios::binary);
+    const std::string b1((std::istreambuf_iterator<char>(f1)), {}), b2((std::istreambuf_iterator<char>(f2)), {});
+    EXPECT_EQ(b1, b2) << src;
+  }
+
+  // A fresh run (another seed: its own init would differ) initialised from a's final weights.
+  TrainSpec b = tiny_spec();
+  b.steps = 1;
+  b.seed = 123;
+  b.checkpoint_dir = root + "/b";
+  b.init_from = a.checkpoint_dir;
+  const TrainResult rb = run_training(b);
+  ASSERT_EQ(rb.losses.size(), 1u);
+  // The same loss computed by hand: a's weights, b's first batch and context.
+  {
+    ParamSet ps;
+    SinkhornLM lm(b.model, ps);
+    ps.finalize(Device::cpu, b.seed);
+    load_model_weights(model_file, ps);
+    ARConfig arc;
+    arc.pad_value = 0;
+    arc.ignore_index = -100;
+    arc.pad_left = true;
+    AutoregressiveWrapper ar(lm, arc);
+    data::ByteDataset ds(b.data_path, b.val_fraction);
+    data::SamplerConfig sc;
+    sc.seq_len = b.seq_len;
+    sc.global_batch = b.batch_size;
+    sc.seed = b.seed;
+    sc.order = b.order;
+    data::Sampler sampler(ds.train().size, sc);
+    const data::TokenBatch tb = data::assemble_batch(ds.train(), sampler.next(), b.seq_len);
+    Context ctx;
+    ctx.be = &backend_for(Device::cpu);
+    ctx.training = true;
+    ctx.seed = b.seed;
+    ctx.step = 0;
+    ctx.micro = 0;
+    ARLossStash st;
+    const double want = static_cast<double>(
+        micro_batch_loss(ar, 0, Tensor::from_vector(tb.tokens, {tb.rows, tb.cols}), false, st, ctx).item());
+    EXPECT_NEAR(rb.losses[0], want, 1e-6);
+  }
+  // Without init_from the same run starts elsewhere.
+  TrainSpec c = b;
+  c.init_from.clear();
+  c.checkpoint_dir.clear();
+  EXPECT_GT(std::abs(run_training(c).losses[0] - rb.losses[0]), 1e-3);
+
+  // Wrong shapes and missing paths: one line naming the option, the file and the tensor.
+  TrainSpec w = b;
+  w.model.dim = 48;
+  w.checkpoint_dir = root + "/w";
+  const std::string m = error_of([&] { run_training(w); });
+  EXPECT_NE(m.find("checkpoint.init_from"), std::string::npos) << m;
+  EXPECT_NE(m.find("has shape"), std::string::npos) << m;
+  EXPECT_NE(m.find("model.safetensors"), std::string::npos) << m;
+  EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+  EXPECT_FALSE(fs::exists(w.checkpoint_dir));
+  w = b;
+  w.init_from = root + "/nope";
+  w.checkpoint_dir = root + "/w";
+  const std::string m2 = error_of([&] { run_training(w); });
+  EXPECT_NE(m2.find(root + "/nope"), std::string::npos) << m2;
+  EXPECT_NE(m2.find("no such file or folder"), std::string::npos) << m2;
+  fs::remove_all(root);
 }
 
 // Gradient accumulation: 2 micro-batches of 2 rows = 1 batch of 4 rows (dropout 0), to float rounding.

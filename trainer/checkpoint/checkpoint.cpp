@@ -348,4 +348,25 @@ TrainerState load_checkpoint(const std::string& step_dir, ParamSet& ps, AdamW& o
   return s;
 }
 
+std::string resolve_model_weights(const std::string& path) {
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  SK_CHECK(fs::exists(st), "'", path, "': no such file or folder (expected a model.safetensors file, a checkpoint ",
+           "step folder or a checkpoint dir)");
+  if (!fs::is_directory(st)) return path;
+  fs::path step(path);
+  if (fs::exists(step / "latest")) step = *latest_checkpoint(path);
+  const fs::path model = step / kModelFile;
+  SK_CHECK(fs::is_regular_file(model), "'", path, "': a folder with neither a 'latest' file nor ", kModelFile,
+           " (expected a model.safetensors file, a checkpoint step folder or a checkpoint dir)");
+  if (fs::exists(step / kIndexFile)) verify_checkpoint(step.string());
+  return model.string();
+}
+
+std::string load_model_weights(const std::string& path, ParamSet& ps) {
+  const std::string file = resolve_model_weights(path);
+  load_params_file(ps, file, LoadOptions{/*require_all=*/true, /*allow_unexpected=*/false});
+  return file;
+}
+
 }  // namespace sk

@@ -63,4 +63,14 @@ void verify_checkpoint(const std::string& step_dir);
 // (both already built for the same model). Returns trainer.json.
 TrainerState load_checkpoint(const std::string& step_dir, ParamSet& ps, AdamW& opt);
 
+// The model.safetensors that `path` names: a safetensors file (as is), a checkpoint step folder
+// (its model.safetensors, after verify_checkpoint when it has an index.json) or a checkpoint dir
+// (the step folder its `latest` names). Throws a one-line sk::Error naming `path` otherwise.
+std::string resolve_model_weights(const std::string& path);
+
+// Loads every parameter and buffer of `ps` (finalized) by reference name from
+// resolve_model_weights(path): each must be present with its shape, and no file tensor may be
+// left over (load_params with require_all, !allow_unexpected). Returns the file read.
+std::string load_model_weights(const std::string& path, ParamSet& ps);
+
 }  // namespace sk

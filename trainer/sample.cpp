@@ -1,0 +1,68 @@
+// sample.cpp — see sample.h.
+#include "trainer/sample.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "model/core/backend.h"
+#include "model/core/error.h"
+#include "model/core/param.h"
+#include "model/layers/layer.h"
+#include "model/lm/sinkhorn_lm.h"
+#include "trainer/checkpoint/checkpoint.h"
+
+namespace sk {
+
+SampleResult run_sample(const SampleSpec& s) {
+  SK_CHECK(s.model.num_tokens >= 256, "sample: [model] num_tokens = ", s.model.num_tokens,
+           ": must be >= 256 (byte tokens)");
+  SK_CHECK(s.model.causal, "sample: [model] causal = false: generation needs a causal model");
+  SK_CHECK(!s.model.return_embeddings && !s.model.receives_context,
+           "sample: the model must be a plain language model (no return_embeddings, no receives_context)");
+  SK_CHECK(!s.prompt.empty(), "sample: --prompt is empty: give at least one byte");
+  SK_CHECK(s.len >= 1, "sample: --len ", s.len, ": must be >= 1");
+  SK_CHECK(s.temperature > 0.0 && std::isfinite(s.temperature), "sample: --temperature ", s.temperature,
+           ": must be > 0");
+  SK_CHECK(s.filter_thres > 0.0 && s.filter_thres < 1.0, "sample: --thres ", s.filter_thres, ": must be in (0, 1)");
+  SK_CHECK(!s.eos || (*s.eos >= 0 && *s.eos < s.model.num_tokens), "sample: --eos ", s.eos.value_or(-1),
+           ": must be in [0, num_tokens = ", s.model.num_tokens, ")");
+  SK_CHECK(has_backend(s.device), "sample: --device ", device_name(s.device), ": no such backend in this process");
+
+  ParamSet ps;
+  SinkhornLM lm(s.model, ps);
+  ps.finalize(s.device, s.seed);
+  SampleResult r;
+  try {
+    r.weights_file = load_model_weights(s.weights, ps);
+  } catch (const Error& e) {
+    throw Error(cat("sample: --weights ", s.weights, ": ", e.what()));
+  }
+  ARConfig arc;
+  arc.pad_value = 0;
+  arc.ignore_index = -100;
+  arc.pad_left = true;
+  AutoregressiveWrapper ar(lm, arc);
+
+  std::vector<std::int64_t> prompt;
+  for (unsigned char c : s.prompt) prompt.push_back(c);
+  const std::int64_t keep = std::min<std::int64_t>(static_cast<std::int64_t>(prompt.size()),
+                                                   std::max<std::int64_t>(1, s.model.max_seq_len - 1));
+  prompt.erase(prompt.begin(), prompt.end() - keep);
+
+  Context ctx;
+  ctx.be = &backend_for(s.device);
+  ctx.training = false;
+  ctx.seed = s.seed;
+  ctx.step = 0;
+  GenerateOptions o;
+  o.seq_len = s.len;
+  o.temperature = s.temperature;
+  o.filter = s.filter;
+  o.filter_thres = s.filter_thres;
+  o.eos_token = s.eos;
+  Tensor start = Tensor::from_vector(prompt, {1, keep}, s.device);
+  r.tokens = ar.generate(start, Tensor(), o, ctx).to_vector<std::int64_t>();
+  return r;
+}
+
+}  // namespace sk
