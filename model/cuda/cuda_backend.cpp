@@ -15,6 +15,7 @@
 
 #include "model/backends.h"
 #include "model/cuda/allocator.h"
+#include "model/cuda/cublas_api.h"
 #include "model/cuda/cuda_check.h"
 #include "model/cuda/cuda_error.h"
 #include "model/cuda/launchers.h"
@@ -142,7 +143,7 @@ CudaBackend::~CudaBackend() {
   if (!state_) return;
   State& s = *state_;
   if (cudaSetDevice(s.device) == cudaSuccess && cudaStreamSynchronize(s.stream) == cudaSuccess) {
-    if (s.cublas) (void)cublasDestroy(s.cublas);
+    if (s.cublas) (void)cublas::api().destroy(s.cublas);
     (void)cudaFree(s.cublas_ws);
     (void)cudaFree(s.dev_err);
     s.alloc.reset();
@@ -163,11 +164,11 @@ void CudaBackend::init() {
   s->alloc = std::make_unique<cu::CachingAllocator>(dev);
   CUDA_CHECK(cudaMalloc(&s->dev_err, sizeof(int)));
   CUDA_CHECK(cudaMemsetAsync(s->dev_err, 0, sizeof(int), s->stream));
-  CUBLAS_CHECK(cublasCreate(&s->cublas));
-  CUBLAS_CHECK(cublasSetStream(s->cublas, s->stream));  // (resets the workspace: set it after)
+  CUBLAS_CHECK(cublas::api().create(&s->cublas));
+  CUBLAS_CHECK(cublas::api().set_stream(s->cublas, s->stream));  // (resets the workspace: set it after)
   CUDA_CHECK(cudaMalloc(&s->cublas_ws, kCublasWorkspace));
-  CUBLAS_CHECK(cublasSetWorkspace(s->cublas, s->cublas_ws, kCublasWorkspace));
-  CUBLAS_CHECK(cublasSetMathMode(s->cublas, allow_tf32_ ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  CUBLAS_CHECK(cublas::api().set_workspace(s->cublas, s->cublas_ws, kCublasWorkspace));
+  CUBLAS_CHECK(cublas::api().set_math_mode(s->cublas, allow_tf32_ ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
   CUDA_CHECK(cudaStreamSynchronize(s->stream));
   state_ = std::move(s);
   t_device = dev;
@@ -207,7 +208,7 @@ void CudaBackend::set_allow_tf32(bool allow) {
   std::lock_guard<std::mutex> lock(init_mu_);
   allow_tf32_ = allow;
   if (ready_.load(std::memory_order_acquire))
-    CUBLAS_CHECK(cublasSetMathMode(state_->cublas, allow ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    CUBLAS_CHECK(cublas::api().set_math_mode(state_->cublas, allow ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
 }
 
 // ---- memory and copies -------------------------------------------------------------------------
@@ -345,12 +346,12 @@ void CudaBackend::gemm_strided(State& s, const void* a, const void* b, void* c, 
     const auto* pb = static_cast<const char*>(b) + static_cast<std::size_t>(b0 * d.stride_b) * ein;
     auto* pc = static_cast<char*>(c) + static_cast<std::size_t>(b0 * d.stride_c) * eout;
     if (!bf16_in) {
-      CUBLAS_CHECK(cublasSgemmStridedBatched(
+      CUBLAS_CHECK(cublas::api().sgemm_strided_batched(
           s.cublas, op_b, op_a, static_cast<int>(d.N), static_cast<int>(M), static_cast<int>(d.K), &alpha,
           reinterpret_cast<const float*>(pb), static_cast<int>(ldb), d.stride_b, reinterpret_cast<const float*>(pa),
           static_cast<int>(lda), d.stride_a, &beta, reinterpret_cast<float*>(pc), static_cast<int>(ldc), d.stride_c, nb));
     } else {
-      CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+      CUBLAS_CHECK(cublas::api().gemm_strided_batched_ex(
           s.cublas, op_b, op_a, static_cast<int>(d.N), static_cast<int>(M), static_cast<int>(d.K), &alpha, pb,
           CUDA_R_16BF, static_cast<int>(ldb), d.stride_b, pa, CUDA_R_16BF, static_cast<int>(lda), d.stride_a, &beta,
           pc, bf16_out ? CUDA_R_16BF : CUDA_R_32F, static_cast<int>(ldc), d.stride_c, nb, CUBLAS_COMPUTE_32F,

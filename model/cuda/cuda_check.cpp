@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 
+#include "model/cuda/cublas_api.h"
 #include "model/cuda/cuda_error.h"
 
 namespace sk {
@@ -46,8 +47,11 @@ void throw_cuda_error(cudaError_t err, const char* call, const char* file, int l
 
 void throw_cublas_error(int status, const char* call, const char* file, int line) {
   const auto s = static_cast<cublasStatus_t>(status);
-  throw CudaError(cat("cuBLAS error: ", where(call, file, line), ": ", cublasGetStatusString(s), " (",
-                      cublasGetStatusName(s), ")"),
+  // The status text comes from the loaded library (cublas_api.h); a status can only exist once
+  // the library has been loaded, but fall back to the number rather than load it here.
+  const std::string text = cublas::loaded() ? cat(cublas::api().status_string(s), " (", cublas::api().status_name(s), ")")
+                                            : cat("status ", status);
+  throw CudaError(cat("cuBLAS error: ", where(call, file, line), ": ", text),
                   CudaError::Library::cublas, status);
 }
 
