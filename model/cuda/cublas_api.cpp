@@ -1,5 +1,6 @@
 #include "model/cuda/cublas_api.h"
 
+#include <cuda_runtime_api.h>
 #include <dlfcn.h>
 
 #include <atomic>
@@ -21,14 +22,31 @@ void resolve(void* lib, const char* name, F& fn) {
   fn = reinterpret_cast<F>(p);
 }
 
+// Folder of the loaded CUDA runtime library ("" when cudart is linked statically).
+std::string cudart_dir() {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&cudaRuntimeGetVersion), &info) == 0 || !info.dli_fname) return "";
+  std::string path = info.dli_fname;
+  if (path.find("libcudart") == std::string::npos) return "";
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? "" : path.substr(0, slash + 1);
+}
+
 Api load() {
-  // The soname of the toolkit we compiled against first, then the unversioned development link.
+  // The soname of the toolkit we compiled against, found (1) the way the loader finds libraries,
+  // (2) beside the CUDA runtime this process uses, (3) in the toolkit's folder at build time.
   const std::string versioned = "libcublas.so." + std::to_string(CUBLAS_VER_MAJOR);
-  void* lib = dlopen(versioned.c_str(), RTLD_NOW | RTLD_LOCAL);
-  std::string first_error = lib ? "" : dlerror();
-  if (!lib) lib = dlopen("libcublas.so", RTLD_NOW | RTLD_LOCAL);
-  SK_CHECK(lib != nullptr, "cuBLAS could not be loaded: tried ", versioned, " (", first_error,
-           ") and libcublas.so; add the CUDA toolkit's lib64 folder to LD_LIBRARY_PATH");
+  std::string tried;
+  void* lib = nullptr;
+  for (const std::string& dir : {std::string(), cudart_dir(), std::string(SK_CUDA_LIBDIR "/")}) {
+    if (lib) break;
+    if (!tried.empty() && dir.empty()) continue;
+    const std::string path = dir + versioned;
+    lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!lib) tried += (tried.empty() ? "" : "; ") + path + " (" + dlerror() + ")";
+  }
+  SK_CHECK(lib != nullptr, "cuBLAS could not be loaded: tried ", tried,
+           "; add the CUDA toolkit's lib64 folder to LD_LIBRARY_PATH");
   Api a;
   resolve(lib, "cublasCreate_v2", a.create);
   resolve(lib, "cublasDestroy_v2", a.destroy);
