@@ -11,6 +11,10 @@ namespace {
 
 std::string layer_where(const std::string& prefix) { return "attention layer '" + prefix + "': "; }
 
+// Kinds of the layer's cached constant masks (attn::ConstMaskCache; local windows use kind 0).
+constexpr int kMaskCausalSelection = 1;
+constexpr int kMaskCausalStructural = 2;
+
 // Causal selection keep mask [1, nb, n_top + nb]: real bucket j is a candidate of query bucket i
 // only when j < i (model-spec §12.4); null columns always.
 Tensor causal_selection_keep(std::int64_t nb, std::int64_t n_top, Device dev) {
@@ -234,7 +238,7 @@ Tensor SinkhornSelfAttention::forward(const Tensor& x, Stash& stash, const Conte
     float p = c.training ? cfg_.attn_dropout : 0.f;
     outs.push_back(local_attention_forward(be, be.narrow(q4, 1, 0, hl_), be.narrow(k4, 1, 0, hl_),
                                            be.narrow(v4, 1, 0, hl_), q_mask, cfg_.bucket_size, cfg_.causal, p,
-                                           c.key(layer_id_, kSiteLocalAttnDropout), st.local));
+                                           c.key(layer_id_, kSiteLocalAttnDropout), st.local, masks_));
   }
   if (hs_ > 0) {
     Tensor qs = hl_ ? be.narrow(q4, 1, hl_, hs_) : q4;
@@ -448,7 +452,7 @@ Tensor SinkhornSelfAttention::causal_forward(const Tensor& q, const Tensor& k, c
   SortNetDims sd{B, Hs, dh, d.T, d.T, nb, nb, n_top, false};
   Tensor R = sort_net_forward(be, sort_kind_, sd, s.q.reshape({N, d.T, dh}), s.k.reshape({N, d.T, dh}), linear_,
                               s.sort);  // [N, nb, n_top + nb]
-  s.keep_sel = causal_selection_keep(nb, n_top, dev);
+  s.keep_sel = masks_.get(kMaskCausalSelection, {nb, n_top}, dev, [&] { return causal_selection_keep(nb, n_top, dev); });
   s.r_sel = attn::overwrite_masked(be, R, s.keep_sel);  // current and future buckets -> M
   s.sel = differentiable_topk(be, s.r_sel, n_top, cfg_.temperature, s.topk);
 
@@ -460,7 +464,8 @@ Tensor SinkhornSelfAttention::causal_forward(const Tensor& q, const Tensor& k, c
   std::int64_t S = (n_top + 1) * bs;
 
   s.attend = attn::AttendStash();
-  s.attend.keep = causal_structural_keep(Hs, hh, nb, bs, n_top, dev);
+  s.attend.keep = masks_.get(kMaskCausalStructural, {Hs, hh, nb, bs, n_top}, dev,
+                             [&] { return causal_structural_keep(Hs, hh, nb, bs, n_top, dev); });
   if (mask.defined()) {
     Tensor mh = be.mul(mask.reshape({B, 1, d.T, 1}), Tensor::full({1, Hs, 1, 1}, 1.f, dev));  // [B, Hs, T, 1]
     mh = attn::roll_heads_from(be, mh, hh, -(bs - 1)).reshape({N, nb, bs});

@@ -124,6 +124,8 @@ class SinkhornSelfAttention : public Residual {
   Parameter* null_k_ = nullptr;  // causal: sinkhorn_attention.null_keys [Hs, 1, dh]
   Parameter* null_v_ = nullptr;  // causal: sinkhorn_attention.null_values [Hs, 1, dh]
   Parameter* linear_ = nullptr;  // simple sort nets: sinkhorn_attention.sort_net.linear
+  // Size-only masks built once per shape (forward and reversible recompute reuse them).
+  mutable attn::ConstMaskCache masks_;
 };
 
 }  // namespace sk

@@ -46,6 +46,33 @@ AttendGrads attend_backward(Backend& be, const Tensor& dout, const Tensor& q, co
 // Host-built u8 tensor moved to `dev`.
 Tensor host_mask(const std::vector<std::uint8_t>& v, const Shape& shape, Device dev);
 
+// Constant masks that depend only on sizes (structural causal / window masks, selection masks)
+// are built on the host once per layer and shape, not on every forward and reversible recompute
+// (which would also mean a host-to-device copy per call on a GPU). Owned by the layer, so the
+// tensors never outlive their backend.
+class ConstMaskCache {
+ public:
+  // Returns the tensor cached under (kind, sizes, dev), building it with make() on a miss.
+  template <class F>
+  const Tensor& get(int kind, const std::vector<std::int64_t>& sizes, Device dev, F&& make) {
+    for (auto& e : entries_)
+      if (e.kind == kind && e.dev == dev && e.sizes == sizes) return e.value;
+    if (entries_.size() >= kMaxEntries) entries_.erase(entries_.begin());
+    entries_.push_back({kind, sizes, dev, make()});
+    return entries_.back().value;
+  }
+
+ private:
+  static constexpr std::size_t kMaxEntries = 8;  // a layer sees a handful of shapes at most
+  struct Entry {
+    int kind;
+    std::vector<std::int64_t> sizes;
+    Device dev;
+    Tensor value;
+  };
+  std::vector<Entry> entries_;
+};
+
 // ---- heads ----
 // [B, T, H·dh] -> [B, H, T, dh] (feature f = head·dh + i)
 Tensor split_heads(Backend& be, const Tensor& x, std::int64_t heads);

@@ -54,13 +54,15 @@ Tensor windows_of(Backend& be, const Tensor& x, std::int64_t w, std::int64_t loo
 }  // namespace
 
 Tensor local_attention_forward(Backend& be, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
-                               std::int64_t window, bool causal, float p_drop, RngKey key, LocalAttnStash& s) {
+                               std::int64_t window, bool causal, float p_drop, RngKey key, LocalAttnStash& s,
+                               attn::ConstMaskCache& masks) {
   std::int64_t B = q.dim(0), Hl = q.dim(1), T = q.dim(2), dh = q.dim(3);
   std::int64_t w = window, nw = T / w, la = causal ? 0 : 1, Nl = B * Hl;
   s.q = q;
   s.k = k;
   s.v = v;
-  s.attend.keep = structural_keep(nw, w, la, causal, q.device());
+  s.attend.keep = masks.get(0, {nw, w, la, causal ? 1 : 0}, q.device(),
+                            [&] { return structural_keep(nw, w, la, causal, q.device()); });
   s.attend.q_keep = Tensor();
   s.attend.k_keep = Tensor();
   if (mask.defined()) {

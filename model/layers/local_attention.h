@@ -19,8 +19,10 @@ struct QKVGrads {
 };
 
 // q, k, v [B, Hl, T, dh]; mask f32 [B, T] (1 = real) or undefined -> [B, Hl, T, dh].
+// `masks` caches the structural window mask across calls (owned by the calling layer).
 Tensor local_attention_forward(Backend& be, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
-                               std::int64_t window, bool causal, float p_drop, RngKey key, LocalAttnStash& s);
+                               std::int64_t window, bool causal, float p_drop, RngKey key, LocalAttnStash& s,
+                               attn::ConstMaskCache& masks);
 // dout [B, Hl, T, dh] -> dq, dk, dv [B, Hl, T, dh].
 QKVGrads local_attention_backward(Backend& be, const Tensor& dout, std::int64_t window, bool causal, float p_drop,
                                   RngKey key, const LocalAttnStash& s);
