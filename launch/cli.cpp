@@ -21,6 +21,7 @@
 #include "model/backends.h"
 #include "model/core/backend.h"
 #include "model/core/error.h"
+#include "model/layers/linear.h"
 #include "parallel/communicator.h"
 #include "trainer/bench.h"
 #include "trainer/sample.h"
@@ -41,7 +42,7 @@ const char* kUsage =
     "A C++/CUDA trainer of the Sinkhorn Transformer LM (reference: lucidrains/sinkhorn-transformer 0.11.4).\n"
     "\n"
     "commands:\n"
-    "  reference-check CASE_DIR --dump OUT.safetensors [--mode eval|train] [--device cpu|cuda]\n"
+    "  reference-check CASE_DIR --dump OUT.safetensors [--mode eval|train] [--device cpu|cuda] [--precision fp32|bf16]\n"
     "      run one PyTorch reference case folder and write its outputs, loss and gradients\n"
     "  bench CONFIG.toml [--steps N] [--warmup N] [--device cpu|cuda] [--set table.key=value]...\n"
     "      time full training steps (forward, loss, backward, AdamW) on random tokens;\n"
@@ -81,7 +82,8 @@ bool parse(const std::string& cmd, const std::vector<std::string>& args, const p
 }
 
 int cmd_reference_check(const std::vector<std::string>& args) {
-  const std::string usage = "reference-check CASE_DIR --dump OUT.safetensors [--mode eval|train] [--device cpu|cuda]";
+  const std::string usage =
+      "reference-check CASE_DIR --dump OUT.safetensors [--mode eval|train] [--device cpu|cuda] [--precision fp32|bf16]";
   po::options_description opts("reference-check options");
   auto add = opts.add_options();
   add("help,h", "this help");
@@ -89,6 +91,7 @@ int cmd_reference_check(const std::vector<std::string>& args) {
   add("dump", po::value<std::string>()->required(), "output safetensors file");
   add("mode", po::value<std::string>()->default_value("eval"), "eval | train");
   add("device", po::value<std::string>()->default_value("cpu"), "cpu | cuda");
+  add("precision", po::value<std::string>()->default_value("fp32"), "Linear GEMM operands: fp32 | bf16");
   po::positional_options_description pos;
   pos.add("case-dir", 1);
   po::variables_map vm;
@@ -99,7 +102,10 @@ int cmd_reference_check(const std::vector<std::string>& args) {
   const Device dev = parse_device("reference-check", vm["device"].as<std::string>());
   SK_CHECK(has_backend(dev), "reference-check: --device ", device_name(dev), ": no such backend in this process",
            dev == Device::cuda ? (cuda_compiled() ? " (no GPU visible)" : " (built without CUDA)") : "");
-  return reference_check_main(vm["case-dir"].as<std::string>(), vm["dump"].as<std::string>(), mode, dev);
+  const std::string prec = vm["precision"].as<std::string>();
+  SK_CHECK(prec == "fp32" || prec == "bf16", "reference-check: --precision ", prec, ": expected fp32 or bf16");
+  return reference_check_main(vm["case-dir"].as<std::string>(), vm["dump"].as<std::string>(), mode, dev,
+                              parse_precision(prec));
 }
 
 int cmd_bench(const std::vector<std::string>& args) {
@@ -152,6 +158,7 @@ int cmd_bench(const std::vector<std::string>& args) {
   spec.warmup_steps = cfg.train.warmup_steps;
   spec.measure_steps = cfg.train.measure_steps;
   spec.seed = cfg.train.seed;
+  spec.precision = parse_precision(cfg.train.precision);
   spec.device = dev;
 
   const bool quiet = vm.count("quiet") > 0;
@@ -224,6 +231,7 @@ TrainSpec train_spec(const RunConfig& cfg, Device dev, bool resume) {
   s.grad_accum = t.grad_accum;
   s.grad_clip = t.grad_clip;
   s.random_truncate = t.random_truncate;
+  s.precision = parse_precision(t.precision);
   s.optim.lr = t.lr;
   s.optim.pkm_lr = t.pkm_lr;
   s.optim.beta1 = t.adam_beta1;

@@ -37,6 +37,7 @@ struct TrainConfig {
   std::int64_t lr_decay_steps = 0;   // step where the cosine reaches min_lr; 0 -> steps
   double min_lr = 0.0;               // floor of the cosine decay (pkm_lr is scaled by the same factor)
   bool random_truncate = false;      // each micro-batch: the AR wrapper's random truncation (causal models only)
+  std::string precision = "fp32";    // Linear GEMM operands: "fp32" | "bf16" (fp32 accumulation, f32 master weights)
 };
 // [train] keys, in the order documented above (also the accepted set: any other key is an error).
 // A [train] table may be absent (all defaults); seq_len = 0 is resolved to model.max_seq_len.

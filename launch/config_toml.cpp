@@ -339,6 +339,7 @@ TrainConfig read_train(const Doc& d, const toml::table* t) {
   r.integer("lr_decay_steps", c.lr_decay_steps);
   r.number("min_lr", c.min_lr);
   r.boolean("random_truncate", c.random_truncate);
+  r.string("precision", c.precision);
   r.finish();
   return c;
 }

@@ -72,6 +72,7 @@ void validate_train_config(const TrainConfig& t, const LMConfig& m, const std::s
   r.at_least("steps", t.steps, 1);
   r.at_least("warmup_steps", t.warmup_steps, 0);
   r.at_least("measure_steps", t.measure_steps, 1);
+  r.one_of("precision", t.precision, {"fp32", "bf16"});
 }
 
 void validate_run_config(const RunConfig& cfg) {

@@ -45,6 +45,11 @@ int reference_check_main(const std::string& case_dir, const std::string& dump_pa
 
 int reference_check_main(const std::string& case_dir, const std::string& dump_path, const std::string& mode,
                          Device device) {
+  return reference_check_main(case_dir, dump_path, mode, device, Precision::fp32);
+}
+
+int reference_check_main(const std::string& case_dir, const std::string& dump_path, const std::string& mode,
+                         Device device, Precision precision) {
   SK_CHECK(mode == "eval" || mode == "train", "reference-check: --mode must be 'eval' or 'train', got '", mode, "'");
   const std::string cfg_path = case_dir + "/config.toml";
   const ReferenceCaseConfig rc = load_reference_case_config(cfg_path);
@@ -86,6 +91,7 @@ int reference_check_main(const std::string& case_dir, const std::string& dump_pa
   ctx.be = &be;
   ctx.training = mode == "train";
   ctx.seed = static_cast<std::uint64_t>(info.seed);
+  ctx.gemm_precision = precision;
   const bool pad_left = info.autopad == "left";
 
   Runner dec;

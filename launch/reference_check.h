@@ -5,11 +5,12 @@
 // the same names as expected*.safetensors: "logits" or "embeddings", "loss", "grad.<name>" for every
 // parameter name (each alias of a tied parameter carrying the total), and in train mode
 // "buffer.<name>" (BatchNorm statistics after the one training forward).
-// Used by `sinkhorn reference-check CASE_DIR --dump OUT [--mode eval|train]`.
+// Used by `sinkhorn reference-check CASE_DIR --dump OUT [--mode eval|train] [--precision fp32|bf16]`.
 #pragma once
 #include <string>
 
 #include "model/core/dtype.h"
+#include "model/layers/layer.h"
 
 namespace sk {
 
@@ -18,5 +19,8 @@ int reference_check_main(const std::string& case_dir, const std::string& dump_pa
 // Same on an explicit device (its backend must be registered).
 int reference_check_main(const std::string& case_dir, const std::string& dump_path, const std::string& mode,
                          Device device);
+// Same with the Linear GEMMs in `precision` (Context::gemm_precision; `--precision fp32|bf16`).
+int reference_check_main(const std::string& case_dir, const std::string& dump_path, const std::string& mode,
+                         Device device, Precision precision);
 
 }  // namespace sk

@@ -81,6 +81,7 @@ BenchResult run_bench(const BenchSpec& spec, const std::function<void(std::int64
     ctx.seed = spec.seed;
     ctx.step = static_cast<std::uint64_t>(step);
     ctx.micro = 0;
+    ctx.gemm_precision = spec.precision;
     LMStash stash;
 
     const auto t0 = Clock::now();

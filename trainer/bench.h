@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "model/core/dtype.h"
+#include "model/layers/layer.h"
 #include "model/lm/config.h"
 #include "trainer/optimizer.h"
 
@@ -27,6 +28,7 @@ struct BenchSpec {
   std::int64_t warmup_steps = 3;
   std::int64_t measure_steps = 10;
   std::uint64_t seed = 0;  // parameter init; tokens use seed + 1
+  Precision precision = Precision::fp32;  // Linear GEMM operands (Context::gemm_precision)
   Device device = Device::cpu;
 };
 

@@ -91,6 +91,7 @@ class Run {
     c.training = training;
     c.seed = s_.seed;
     c.step = static_cast<std::uint64_t>(step);
+    c.gemm_precision = s_.precision;
     return c;
   }
   std::string save(std::int64_t step, std::int64_t tokens_seen, const data::Sampler& sampler);

@@ -34,6 +34,7 @@
 #include "data/sampler.h"
 #include "model/core/dtype.h"
 #include "model/lm/autoregressive.h"
+#include "model/layers/layer.h"
 #include "model/lm/config.h"
 #include "parallel/communicator.h"
 #include "trainer/lr_schedule.h"
@@ -51,6 +52,7 @@ struct TrainSpec {
   std::int64_t grad_accum = 1;
   double grad_clip = 1.0;       // 0 = off
   bool random_truncate = false; // random truncation of each micro-batch (causal models; see above)
+  Precision precision = Precision::fp32;  // Linear GEMM operands (Context::gemm_precision)
   AdamWConfig optim;
   LrSchedule schedule;
   std::uint64_t seed = 0;       // parameter init, sampler, RNG keys

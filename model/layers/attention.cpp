@@ -1,6 +1,7 @@
 // attention.cpp — SinkhornSelfAttention (see attention.h). Each forward is followed by its
 // backward, which calls the same pieces in reverse order.
 #include "model/layers/attention.h"
+#include "model/layers/linear.h"
 
 #include <algorithm>
 #include <cmath>
@@ -194,7 +195,7 @@ Tensor SinkhornSelfAttention::forward(const Tensor& x, Stash& stash, const Conte
     q_mask = to_f32_mask(be, c.input_mask, dev);
   }
 
-  Tensor q4 = attn::split_heads(be, be.matmul(x, wq_->value, false, true), cfg_.heads);  // [B, H, T, dh]
+  Tensor q4 = attn::split_heads(be, linear_matmul(be, c.gemm_precision, x, wq_->value, false, true), cfg_.heads);  // [B, H, T, dh]
   Tensor k4, v4, kv_mask;
   if (cfg_.is_context) {
     const Tensor& ctx = c.context;
@@ -211,7 +212,7 @@ Tensor SinkhornSelfAttention::forward(const Tensor& x, Stash& stash, const Conte
       kv_mask = Tensor::full({B, ctx.dim(1)}, 1.f, dev);  // D9 corrected: all-true context mask
     }
   } else {
-    Tensor kv3 = be.matmul(x, wkv_->value, false, true);  // [B, T, 2·HD]
+    Tensor kv3 = linear_matmul(be, c.gemm_precision, x, wkv_->value, false, true);  // [B, T, 2·HD]
     k4 = attn::split_heads(be, be.narrow(kv3, 2, 0, hd_), cfg_.heads);
     v4 = attn::split_heads(be, be.narrow(kv3, 2, hd_, hd_), cfg_.heads);
     kv_mask = q_mask;
@@ -250,7 +251,7 @@ Tensor SinkhornSelfAttention::forward(const Tensor& x, Stash& stash, const Conte
   Tensor o4 = outs.size() == 1 ? outs[0] : be.concat(outs, 1);  // [B, H, T, dh]
   st.x = x;
   st.h = attn::merge_heads(be, o4);                             // [B, T, HD]
-  Tensor y = be.add(be.matmul(st.h, wo_->value, false, true), bo_->value);  // [B, T, D]
+  Tensor y = be.add(linear_matmul(be, c.gemm_precision, st.h, wo_->value, false, true), bo_->value);  // [B, T, D]
   if (c.training && cfg_.dropout > 0.f) y = be.dropout(y, cfg_.dropout, c.key(layer_id_, kSiteOutputDropout));
   return y;
 }
@@ -265,9 +266,9 @@ Tensor SinkhornSelfAttention::backward(const Tensor& dy_in, Stash& stash, const 
                   ? be.dropout_backward(dy_in, cfg_.dropout, c.key(layer_id_, kSiteOutputDropout))
                   : dy_in;
   // to_out
-  be.gemm(wo_->grad, dy.reshape({B * T, D}), st.h.reshape({B * T, hd_}), true, false, 1.f, 1.f);
+  linear_gemm(be, c.gemm_precision, wo_->grad, dy.reshape({B * T, D}), st.h.reshape({B * T, hd_}), true, false, 1.f, 1.f);
   be.axpy(bo_->grad, be.reduce(dy.reshape({B * T, D}), 0, ReduceOp::sum));
-  Tensor do4 = attn::split_heads(be, be.matmul(dy, wo_->value), cfg_.heads);  // [B, H, T, dh]
+  Tensor do4 = attn::split_heads(be, linear_matmul(be, c.gemm_precision, dy, wo_->value), cfg_.heads);  // [B, H, T, dh]
 
   Dims d = dims(x, st.Tk);
   std::vector<Tensor> dqs, dks, dvs;
@@ -299,8 +300,8 @@ Tensor SinkhornSelfAttention::backward(const Tensor& dy_in, Stash& stash, const 
   dvs.clear();
 
   // to_q
-  be.gemm(wq_->grad, dq3.reshape({B * T, hd_}), x.reshape({B * T, D}), true, false, 1.f, 1.f);
-  Tensor dx = be.matmul(dq3, wq_->value);  // [B, T, D]
+  linear_gemm(be, c.gemm_precision, wq_->grad, dq3.reshape({B * T, hd_}), x.reshape({B * T, D}), true, false, 1.f, 1.f);
+  Tensor dx = linear_matmul(be, c.gemm_precision, dq3, wq_->value);  // [B, T, D]
   dq3 = Tensor();
   if (cfg_.is_context) {
     if (c.dcontext != nullptr) {
@@ -314,8 +315,8 @@ Tensor SinkhornSelfAttention::backward(const Tensor& dy_in, Stash& stash, const 
     Tensor dkv3 = be.concat({dk3, dv3}, 2);  // [B, T, 2·HD]
     dk3 = Tensor();
     dv3 = Tensor();
-    be.gemm(wkv_->grad, dkv3.reshape({B * T, 2 * hd_}), x.reshape({B * T, D}), true, false, 1.f, 1.f);
-    dx = be.add(dx, be.matmul(dkv3, wkv_->value));
+    linear_gemm(be, c.gemm_precision, wkv_->grad, dkv3.reshape({B * T, 2 * hd_}), x.reshape({B * T, D}), true, false, 1.f, 1.f);
+    dx = be.add(dx, linear_matmul(be, c.gemm_precision, dkv3, wkv_->value));
   }
   return dx;
 }

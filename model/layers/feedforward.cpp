@@ -21,7 +21,7 @@ void FeedForward::hidden(const Tensor& xc, Tensor& pre, Tensor& h, std::int64_t 
   Backend& be = c.backend();
   const std::int64_t F = 4 * cfg_.dim;
   LinearStash ls;
-  pre = w1_.forward(xc, ls, be);  // [B, t, F1]
+  pre = w1_.forward(xc, ls, be, c.gemm_precision);  // [B, t, F1]
   if (!cfg_.glu) {
     h = be.unary(pre, UnaryOp::gelu);  // [B, t, 4D]
   } else {
@@ -44,7 +44,7 @@ Tensor FeedForward::forward(const Tensor& x, Stash& s, const Context& c) const {
   if (len >= T) {  // one chunk: keep the hidden activations for backward
     hidden(x, st.pre, st.h, 0, c);
     LinearStash l2;
-    return w2_.forward(st.h, l2, be);  // [B, T, D]
+    return w2_.forward(st.h, l2, be, c.gemm_precision);  // [B, T, D]
   }
   Tensor y = Tensor::empty(x.shape(), DType::f32, x.device());  // [B, T, D]
   std::int64_t chunk = 0;
@@ -54,7 +54,7 @@ Tensor FeedForward::forward(const Tensor& x, Stash& s, const Context& c) const {
     Tensor pre, h;
     hidden(xc, pre, h, chunk, c);
     LinearStash l2;
-    be.narrow_assign(y, w2_.forward(h, l2, be), 1, start, false);
+    be.narrow_assign(y, w2_.forward(h, l2, be, c.gemm_precision), 1, start, false);
     if (chunk == 0 && c.recompute) {
       st.pre = pre;
       st.h = h;
@@ -68,7 +68,7 @@ Tensor FeedForward::chunk_backward(const Tensor& dyc, const Tensor& xc, const Te
   Backend& be = c.backend();
   const std::int64_t F = 4 * cfg_.dim;
   LinearStash l2{h};
-  Tensor dh = w2_.backward(dyc, l2, be);  // [B, t, 4D]
+  Tensor dh = w2_.backward(dyc, l2, be, c.gemm_precision);  // [B, t, 4D]
   const float p = c.training ? cfg_.dropout : 0.f;
   if (p > 0.f) dh = be.dropout_backward(dh, p, c.key(layer_id_, static_cast<std::uint64_t>(chunk)));
   Tensor dpre;
@@ -82,7 +82,7 @@ Tensor FeedForward::chunk_backward(const Tensor& dyc, const Tensor& xc, const Te
     dpre = be.concat({da, dv}, -1);                                              // [B, t, 8D]
   }
   LinearStash l1{xc};
-  return w1_.backward(dpre, l1, be);  // [B, t, D]
+  return w1_.backward(dpre, l1, be, c.gemm_precision);  // [B, t, D]
 }
 
 Tensor FeedForward::backward(const Tensor& dfx, Stash& s, const Context& c) {

@@ -19,6 +19,12 @@
 
 namespace sk {
 
+// Operand precision of the Linear-style GEMMs (linear.h: Linear, and the attention projections
+// to_q / to_kv / to_out). bf16: both operands are rounded to bf16 and multiplied with fp32
+// accumulation into an f32 result, in forward and backward. Master weights, gradients, optimizer
+// state, norms, softmax, attention internals and losses stay f32 either way.
+enum class Precision { fp32, bf16 };
+
 // Per-call context. Masks and the context tensor are per micro-batch inputs routed to attention.
 struct Context {
   Backend* be = nullptr;
@@ -35,6 +41,8 @@ struct Context {
   // keys, but side effects that must happen once per forward (BatchNorm running statistics, D7
   // corrected) are skipped.
   bool recompute = false;
+  // Precision of the Linear GEMMs (see Precision). fp32 is bit-identical to plain f32 GEMMs.
+  Precision gemm_precision = Precision::fp32;
   RngKey key(std::uint64_t layer, std::uint64_t site) const {
     return RngKey{seed, rng_stream(step, micro, block ? rng_mix(layer) ^ block : layer, site)};
   }

@@ -36,7 +36,7 @@ Tensor PKM::forward(const Tensor& x, Stash& s, const Context& c) const {
   const std::int64_t H = cfg_.heads, K = cfg_.topk, nk = cfg_.num_keys, dk = cfg_.dim_head / 2, Q = H * cfg_.dim_head;
 
   // 1-2. queries and BatchNorm1d over the R positions.
-  Tensor q = to_queries_.forward(x, st.to_q, be).reshape({R, Q});  // [R, 1024]
+  Tensor q = to_queries_.forward(x, st.to_q, be, c.gemm_precision).reshape({R, Q});  // [R, 1024]
   st.batch_stats = c.training;
   if (c.training) {
     SK_CHECK(R > 1, "PKM: training-mode BatchNorm needs more than one position, got ", R);
@@ -147,7 +147,7 @@ Tensor PKM::backward(const Tensor& dfx, Stash& s, const Context& c) {
   } else {
     dq = be.mul(dxhat, st.rstd);
   }
-  Tensor dx = to_queries_.backward(dq.reshape({B, T, Q}), st.to_q, be);       // [B, T, D]
+  Tensor dx = to_queries_.backward(dq.reshape({B, T, Q}), st.to_q, be, c.gemm_precision);       // [B, T, D]
   st = PKMStash{};
   return dx;
 }

@@ -56,12 +56,12 @@ Tensor SinkhornLM::forward(const Tensor& tokens, LMStash& st, const Context& c) 
   h = be.add(h, pos_.forward(T, be));           // + pos [T, E]
   const float pe = c.training ? static_cast<float>(cfg_.emb_dropout) : 0.f;
   if (pe > 0.f) h = be.dropout(h, pe, base.key(layer_id_, kSiteEmbDropout));
-  if (project_) h = project_in_.forward(h, st.project_in, be);       // [B, T, D]
+  if (project_) h = project_in_.forward(h, st.project_in, be, c.gemm_precision);       // [B, T, D]
   h = stack_->forward(h, st.stack, c);                                // [B, T, D]
-  if (project_out_) h = project_out_lin_.forward(h, st.project_out, be);  // [B, T, E]
+  if (project_out_) h = project_out_lin_.forward(h, st.project_out, be, c.gemm_precision);  // [B, T, E]
   h = norm_.forward(h, st.norm, be);                                  // [B, T, E] (D with D3)
   if (cfg_.return_embeddings) return h;
-  return to_logits_.forward(h, st.to_logits, be);                     // [B, T, V]
+  return to_logits_.forward(h, st.to_logits, be, c.gemm_precision);                     // [B, T, V]
 }
 
 void SinkhornLM::backward(Tensor dout, LMStash& st, const Context& c) {
@@ -73,14 +73,14 @@ void SinkhornLM::backward(Tensor dout, LMStash& st, const Context& c) {
   base.block = 0;
   Tensor d = std::move(dout);
   // Each stash entry is dropped as soon as its backward has run.
-  if (!cfg_.return_embeddings) d = to_logits_.backward(d, st.to_logits, be);  // [B, T, E]
+  if (!cfg_.return_embeddings) d = to_logits_.backward(d, st.to_logits, be, c.gemm_precision);  // [B, T, E]
   st.to_logits = LinearStash{};
   d = norm_.backward(d, st.norm, be);
   st.norm = LayerNormStash{};
-  if (project_out_) d = project_out_lin_.backward(d, st.project_out, be);       // [B, T, D]
+  if (project_out_) d = project_out_lin_.backward(d, st.project_out, be, c.gemm_precision);       // [B, T, D]
   st.project_out = LinearStash{};
   d = stack_->backward(std::move(d), st.stack, c);
-  if (project_) d = project_in_.backward(d, st.project_in, be);                 // [B, T, E]
+  if (project_) d = project_in_.backward(d, st.project_in, be, c.gemm_precision);                 // [B, T, E]
   st.project_in = LinearStash{};
   const float pe = c.training ? static_cast<float>(cfg_.emb_dropout) : 0.f;
   if (pe > 0.f) d = be.dropout_backward(d, pe, base.key(layer_id_, kSiteEmbDropout));

@@ -346,6 +346,25 @@ TEST(ConfigErrors, TruncationAndSamplingKeys) {
   EXPECT_HAS(m, "did you mean sample_filter?");
 }
 
+TEST(RunConfig, PrecisionKey) {
+  TempToml d(std::string(kModel) + kTrain);
+  EXPECT_EQ(load_run_config(d.path).train.precision, "fp32");
+  TempToml f(std::string(kModel) + kTrain + "precision = \"bf16\"\n");
+  EXPECT_EQ(load_run_config(f.path).train.precision, "bf16");
+  EXPECT_EQ(load_run_config(d.path, {"train.precision=bf16"}).train.precision, "bf16");
+}
+
+TEST(ConfigErrors, PrecisionValue) {
+  const std::string base = std::string(kModel) + kTrain;
+  std::string m = run_error(base + "precision = \"fp16\"\n");
+  EXPECT_HAS(m, "[train]: precision = \"fp16\": must be one of \"bf16\", \"fp32\"");
+  m = run_error(base + "precision = 16\n");
+  EXPECT_HAS(m, "[train]: precision = 16: expected a string");
+  m = run_error(base, {"train.precision=half"});
+  EXPECT_HAS(m, "[train]: precision = \"half\"");
+  EXPECT_HAS(m, "must be one of");
+}
+
 TEST(Overrides, ErrorsNameTheOverride) {
   std::string m = run_error(std::string(kModel) + kTrain, {"train.batch_size=2.5"});
   EXPECT_HAS(m, "[train]: batch_size = 2.5 (from --set train.batch_size=2.5): expected an integer");
