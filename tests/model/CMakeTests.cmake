@@ -72,10 +72,11 @@ if(Python3_Interpreter_FOUND)
       list(GET _cm 0 _name)
       list(GET _cm 1 _mode)
       add_test(NAME reference_${_name}_${_mode}_bf16
-               COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/tools/run_reference_case_bf16.sh ${_sk_ref_dir}/${_name} ${_mode}
-                       ${_sk_ref_out}/${_name}_${_mode}_bf16.safetensors $<TARGET_FILE:sinkhorn> reference-check)
+               COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/tools/run_reference_case.sh ${_sk_ref_dir}/${_name} ${_mode}
+                       ${_sk_ref_out}/${_name}_${_mode}_bf16.safetensors $<TARGET_FILE:sinkhorn> reference-check
+                       --precision bf16)
       set_tests_properties(reference_${_name}_${_mode}_bf16 PROPERTIES LABELS parity TIMEOUT 600
-                           ENVIRONMENT "PYTHON=${Python3_EXECUTABLE}")
+                           ENVIRONMENT "PYTHON=${Python3_EXECUTABLE};SK_REFERENCE_CHECKER=compare_bf16.py")
     endforeach()
   endif()
 else()

@@ -4,6 +4,8 @@
 # executes  COMMAND ARGS... CASE_DIR --dump OUT_FILE --mode MODE
 # then      python3 compare.py CASE_DIR/expected[_train].safetensors OUT_FILE
 # The checker needs numpy: the first of $PYTHON, python3, /usr/bin/python3 that imports it is used.
+# $SK_REFERENCE_CHECKER names another checker beside this script (e.g. compare_bf16.py for runs
+# with `--precision bf16` among ARGS).
 set -euo pipefail
 case_dir=$1 mode=$2 out=$3
 shift 3
@@ -22,4 +24,4 @@ fi
 mkdir -p "$(dirname "$out")"
 rm -f "$out"
 "$@" "$case_dir" --dump "$out" --mode "$mode"
-"$py" "$here/compare.py" "$expected" "$out"
+"$py" "$here/${SK_REFERENCE_CHECKER:-compare.py}" "$expected" "$out"
