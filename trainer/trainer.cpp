@@ -416,7 +416,7 @@ Tensor micro_batch_loss(AutoregressiveWrapper& ar, std::int64_t pad_value, const
                         bool truncate, ARLossStash& st, const Context& c) {
   if (!truncate) return ar.loss(x, Tensor(), false, st, c);
   Backend& be = c.backend();
-  const Truncated t = random_truncate(x, Tensor(), pad_value, ar.truncate_key(c));
+  const Truncated t = random_truncate(x, Tensor(), pad_value, ar.truncate_key(c, x.dim(0)));
   const std::int64_t B = t.tokens.dim(0), n = t.tokens.dim(1), T = n - 1;
   const std::vector<std::int64_t> tok = t.tokens.to_vector<std::int64_t>();
   const std::vector<std::uint8_t> m = t.mask.to_vector<std::uint8_t>();

@@ -125,9 +125,17 @@ Tensor Backend::contiguous_copy(const Tensor& x) {
   return x.clone();
 }
 
+// A draw's key with its row placement folded into the offset (philox.h): the drawn tensor of n
+// elements must split evenly into the key's rows.
+static RngKey resolve_key(const char* op, RngKey key, std::int64_t n) {
+  SK_CHECK(key.rows == 0 || (n >= 0 && static_cast<std::uint64_t>(n) % key.rows == 0), op, ": a per-row random draw over ",
+           n, " elements does not split into its ", key.rows, " rows");
+  return philox_resolve(key, static_cast<std::uint64_t>(n));
+}
+
 Tensor Backend::rand_uniform(const Shape& shape, RngKey key) {
   Tensor y = Tensor::empty(shape, DType::f32, device());
-  if (y.numel()) do_rand_uniform(y, key);
+  if (y.numel()) do_rand_uniform(y, resolve_key("rand_uniform", key, y.numel()));
   return y;
 }
 
@@ -627,7 +635,7 @@ Tensor Backend::dropout(const Tensor& x, float p, RngKey key) {
   SK_CHECK(p >= 0.f && p < 1.f, "dropout: probability must be in [0, 1), got ", p);
   if (p == 0.f) return x;
   Tensor y = Tensor::empty(x.shape(), DType::f32, device());
-  if (y.numel()) do_dropout(y, x, p, key);
+  if (y.numel()) do_dropout(y, x, p, resolve_key("dropout", key, y.numel()));
   return y;
 }
 
@@ -727,7 +735,7 @@ Tensor Backend::attention(const Tensor& q, const Tensor& k, const Tensor& v, con
     fill(out, 0.f);
     return out;
   }
-  do_attention(out, q, k, v, keep, q_keep, k_keep, scale, p_drop, key);
+  do_attention(out, q, k, v, keep, q_keep, k_keep, scale, p_drop, resolve_key("attention", key, d.G * d.Lq * d.Lk));
   return out;
 }
 
@@ -748,7 +756,8 @@ Backend::AttentionGrads Backend::attention_backward(const Tensor& dout, const Te
     fill(g.dv, 0.f);
     return g;
   }
-  do_attention_backward(g.dq, g.dk, g.dv, dout, q, k, v, keep, q_keep, k_keep, scale, p_drop, key);
+  do_attention_backward(g.dq, g.dk, g.dv, dout, q, k, v, keep, q_keep, k_keep, scale, p_drop,
+                        resolve_key("attention_backward", key, d.G * d.Lq * d.Lk));
   return g;
 }
 

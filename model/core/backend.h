@@ -71,7 +71,11 @@ class Backend {
   void fill(Tensor& x, float value);              // any dtype (value converted)
   Tensor cast(const Tensor& x, DType to);         // f32 <-> bf16, i64/i32/u8 -> f32, f32 -> i64 (trunc)
   Tensor contiguous_copy(const Tensor& x);        // deep copy
-  Tensor rand_uniform(const Shape& shape, RngKey key);  // f32 in [0,1): element i = philox_uniform_at(key, i)
+  // f32 in [0,1): element i = philox_uniform_at(key, i). Every op that draws (rand_uniform, dropout,
+  // attention) first resolves a per-row key (rows > 0, philox.h) against its element count: the
+  // tensor is batch-major over the key's rows and its element i is stream element
+  // key.offset + row0 * (numel / rows) + i.
+  Tensor rand_uniform(const Shape& shape, RngKey key);
 
   // ---- GEMM ----
   // C = alpha * op(A) @ op(B) + beta * C.  A: [batch..., M, K] (or [..., K, M] when trans_a),

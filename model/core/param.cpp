@@ -1,9 +1,9 @@
 #include "param.h"
 
 #include <cmath>
-#include <random>
 
 #include "backend.h"
+#include "philox.h"
 
 namespace sk {
 
@@ -21,6 +21,7 @@ Parameter* ParamSet::add(const std::string& name, const Shape& shape, Init init,
   SK_CHECK(!by_name_.count(name), "ParamSet::add: duplicate parameter name '", name, "'");
   auto p = std::make_unique<Parameter>();
   p->names = {name};
+  p->init_key = name;
   p->shape = shape;
   p->group = group;
   p->init = init;
@@ -44,28 +45,45 @@ Buffer* ParamSet::add_buffer(const std::string& name, Tensor value) {
   return buffers_.back().get();
 }
 
+namespace {
+// FNV-1a of the key: the Philox stream of a parameter's initial values.
+std::uint64_t init_stream(const std::string& key) {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char ch : key) {
+    h ^= ch;
+    h *= 0x100000001b3ull;
+  }
+  return rng_mix(h ^ 0x494E4954ull);  // "INIT"
+}
+constexpr double kTwoPi = 6.283185307179586476925286766559;
+constexpr double kInv2p32 = 1.0 / 4294967296.0;
+}  // namespace
+
+float init_value(const Init& init, std::uint64_t seed, const std::string& init_key, std::int64_t i) {
+  switch (init.kind) {
+    case Init::zeros: return 0.f;
+    case Init::ones: return 1.f;
+    case Init::constant: return init.a;
+    case Init::normal:
+    case Init::uniform: break;
+  }
+  const Philox4 r = philox_block(RngKey{seed, init_stream(init_key)}, static_cast<std::uint64_t>(i));
+  if (init.kind == Init::uniform) {
+    const double u = (static_cast<double>(r.v[0]) + 0.5) * kInv2p32;  // (0, 1)
+    return static_cast<float>((2.0 * u - 1.0) * static_cast<double>(init.a));
+  }
+  const double u1 = (static_cast<double>(r.v[0]) + 1.0) * kInv2p32;  // (0, 1]
+  const double u2 = static_cast<double>(r.v[1]) * kInv2p32;          // [0, 1)
+  return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(kTwoPi * u2) * static_cast<double>(init.a));
+}
+
 void ParamSet::finalize(Device device, std::uint64_t seed) {
   SK_CHECK(!finalized(), "ParamSet::finalize called twice");
   std::vector<float> host(static_cast<std::size_t>(total_));
-  std::mt19937_64 rng(seed);
   for (auto& p : params_) {
     float* d = host.data() + p->offset;
-    std::int64_t n = shape_numel(p->shape);
-    switch (p->init.kind) {
-      case Init::zeros: std::fill(d, d + n, 0.f); break;
-      case Init::ones: std::fill(d, d + n, 1.f); break;
-      case Init::constant: std::fill(d, d + n, p->init.a); break;
-      case Init::normal: {
-        std::normal_distribution<float> nd(0.f, p->init.a);
-        for (std::int64_t i = 0; i < n; ++i) d[i] = nd(rng);
-        break;
-      }
-      case Init::uniform: {
-        std::uniform_real_distribution<float> ud(-p->init.a, p->init.a);
-        for (std::int64_t i = 0; i < n; ++i) d[i] = ud(rng);
-        break;
-      }
-    }
+    const std::int64_t n = shape_numel(p->shape);
+    for (std::int64_t i = 0; i < n; ++i) d[i] = init_value(p->init, seed, p->init_key, i);
   }
   flat_values_ = Tensor::from_vector(host, {total_}, device);
   flat_grads_ = Tensor::zeros({total_}, DType::f32, device);

@@ -34,6 +34,12 @@ struct Parameter {
   Shape shape;
   ParamGroup group = ParamGroup::default_group;
   Init init;
+  // The name that keys the parameter's initial values (finalize): its name in the whole model —
+  // names[0], except in a pipeline stage holding a replica of a weight-tied module whose first use
+  // is on another stage (then the name of that first use). Also the parameter's layout-independent
+  // identity (optimizer state is saved under it).
+  std::string init_key;
+  bool tied = false;  // belongs to a module shared across depth (weight_tie): replicas may live on several stages
   Tensor value;  // view into ParamSet::flat_values() after finalize()
   Tensor grad;   // view into ParamSet::flat_grads() after finalize()
   std::int64_t offset = 0;  // element offset in the flat buffers
@@ -46,6 +52,10 @@ struct Buffer {
   Tensor value;  // f32 or i64
 };
 
+// Element i of a parameter keyed `init_key` initialised by `init` from `seed`: normal values by the
+// Box–Muller transform of two Philox words, uniform ones from one (double arithmetic, rounded to f32).
+float init_value(const Init& init, std::uint64_t seed, const std::string& init_key, std::int64_t i);
+
 class ParamSet {
  public:
   // Registers a new parameter. Names must be unique across parameters and aliases.
@@ -55,8 +65,9 @@ class ParamSet {
   void alias(Parameter* p, const std::string& alias);
   Buffer* add_buffer(const std::string& name, Tensor value);
 
-  // Allocates the flat buffers on `device` and initialises values from `seed` (host RNG,
-  // deterministic). Grads start at zero.
+  // Allocates the flat buffers on `device` and initialises every value from (seed, init_key) alone
+  // (Philox; init_value below), so any subset of a model — a pipeline stage — gets exactly the
+  // values the whole model has, whatever the registration order. Grads start at zero.
   void finalize(Device device, std::uint64_t seed);
   bool finalized() const { return flat_values_.defined(); }
 

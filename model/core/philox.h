@@ -46,13 +46,36 @@ SK_HD Philox4 philox4x32_10(Philox4 ctr, std::uint32_t k0, std::uint32_t k1) {
   return ctr;
 }
 
-// Key of one random stream: seed (the run's seed) and stream id (what is being drawn).
+// Key of one random stream: seed (the run's seed) and stream id (what is being drawn), plus where a
+// draw sits in the stream.
+//   offset      element e of a draw is element offset + e of the stream.
+//   row0, rows  (rows > 0) a per-row draw: the drawn tensor is batch-major over `rows` consecutive
+//               global rows (samples) starting at global row `row0`, so its element e is element
+//               row0 * (n / rows) + e of the stream (n = the tensor's element count). Any split of
+//               a global batch into micro-batches or ranks then draws the same bits for every row.
+//               philox_resolve() turns such a key into a plain offset once n is known (the
+//               Backend's public ops do this before their kernels run).
 struct RngKey {
   std::uint64_t seed = 0;
   std::uint64_t stream = 0;
+  std::uint64_t offset = 0;
+  std::uint64_t row0 = 0;
+  std::uint64_t rows = 0;
 };
 
-// The 4 words for element block `block` (elements 4*block .. 4*block+3) of a stream.
+// The key of a draw over n elements with its row placement folded into `offset` (rows = 0 after).
+// n must be a multiple of rows (the callers check it).
+SK_HD RngKey philox_resolve(RngKey k, std::uint64_t n) {
+  if (k.rows > 0) {
+    k.offset += k.row0 * (n / k.rows);
+    k.row0 = 0;
+    k.rows = 0;
+  }
+  return k;
+}
+
+// The 4 words for element block `block` (stream elements 4*block .. 4*block+3; the key's offset is
+// not applied here: `block` counts from the start of the stream).
 SK_HD Philox4 philox_block(RngKey key, std::uint64_t block) {
   Philox4 c;
   c.v[0] = static_cast<std::uint32_t>(block);
@@ -65,11 +88,18 @@ SK_HD Philox4 philox_block(RngKey key, std::uint64_t block) {
 // Uniform float in [0, 1) from 24 high bits of a word.
 SK_HD float philox_uniform(std::uint32_t w) { return static_cast<float>(w >> 8) * (1.0f / 16777216.0f); }
 
-// Uniform [0,1) for element i of a stream.
+// Uniform [0,1) for element i of a draw: stream element key.offset + i (row placement must have
+// been resolved, see philox_resolve).
 SK_HD float philox_uniform_at(RngKey key, std::uint64_t i) {
-  Philox4 r = philox_block(key, i >> 2);
-  return philox_uniform(r.v[i & 3]);
+  const std::uint64_t e = key.offset + i;
+  Philox4 r = philox_block(key, e >> 2);
+  return philox_uniform(r.v[e & 3]);
 }
+
+// Stream blocks covering draw elements [0, n) of a resolved key: blocks b in [first, last), block b
+// holds draw elements 4*b - offset + j (j < 4) where that lies in [0, n).
+SK_HD std::uint64_t philox_first_block(RngKey key) { return key.offset >> 2; }
+SK_HD std::uint64_t philox_end_block(RngKey key, std::uint64_t n) { return n == 0 ? key.offset >> 2 : ((key.offset + n - 1) >> 2) + 1; }
 
 // Mix a 64-bit value (splitmix64 finaliser); used to derive stream ids.
 SK_HD std::uint64_t rng_mix(std::uint64_t z) {

@@ -194,12 +194,17 @@ void CpuBackend::do_cast(Tensor& y, const Tensor& x) {
 
 void CpuBackend::do_rand_uniform(Tensor& y, RngKey key) {
   float* out = f32(y);
-  std::int64_t n = y.numel();
-  std::int64_t blocks = (n + 3) / 4;
+  const std::int64_t n = y.numel();
+  const auto first = static_cast<std::int64_t>(philox_first_block(key));
+  const auto end = static_cast<std::int64_t>(philox_end_block(key, static_cast<std::uint64_t>(n)));
+  const auto off = static_cast<std::int64_t>(key.offset);
 #pragma omp parallel for if (n > kParallelMin) schedule(static)
-  for (std::int64_t b = 0; b < blocks; ++b) {
-    Philox4 r = philox_block(key, static_cast<std::uint64_t>(b));
-    for (std::int64_t j = 0; j < 4 && 4 * b + j < n; ++j) out[4 * b + j] = philox_uniform(r.v[j]);
+  for (std::int64_t b = first; b < end; ++b) {
+    const Philox4 r = philox_block(key, static_cast<std::uint64_t>(b));
+    for (std::int64_t j = 0; j < 4; ++j) {
+      const std::int64_t i = 4 * b + j - off;
+      if (i >= 0 && i < n) out[i] = philox_uniform(r.v[j]);
+    }
   }
 }
 

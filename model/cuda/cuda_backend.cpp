@@ -315,7 +315,7 @@ void CudaBackend::do_cast(Tensor& y, const Tensor& x) {
 }
 
 void CudaBackend::do_rand_uniform(Tensor& y, RngKey key) {
-  cu::launch_rand_uniform(f32(y), y.numel(), key.seed, key.stream, st().stream);
+  cu::launch_rand_uniform(f32(y), y.numel(), key.seed, key.stream, key.offset, st().stream);
 }
 
 // ---- GEMM --------------------------------------------------------------------------------------
@@ -604,7 +604,7 @@ void CudaBackend::do_argmax(Tensor& idx, const Tensor& x) {
 // ---- randomness / optimizer --------------------------------------------------------------------
 void CudaBackend::do_dropout(Tensor& y, const Tensor& x, float p, RngKey key) {
   const float scale = 1.0f / (1.0f - p);  // the CPU backend's f32 scale (model/cpu/dropout.cpp)
-  cu::launch_dropout_forward(f32(y), f32(x), x.numel(), p, scale, key.seed, key.stream, st().stream);
+  cu::launch_dropout_forward(f32(y), f32(x), x.numel(), p, scale, key.seed, key.stream, key.offset, st().stream);
 }
 
 void CudaBackend::do_adamw(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, float lr, float beta1,

@@ -46,11 +46,13 @@ enum ReduceCode : int { kSum = 0, kMean, kMaxReduce };
 void launch_fill(void* dst, std::int64_t n, int elem_size, std::uint64_t pattern, cudaStream_t s);
 enum class CastKind : int { f32_to_bf16, bf16_to_f32, i32_to_f32, i64_to_f32, u8_to_f32, f32_to_i64 };
 void launch_cast(void* y, const void* x, std::int64_t n, CastKind kind, cudaStream_t s);
-// y[i] = philox_uniform_at({seed, stream_id}, i): bit-identical to the CPU backend.
-void launch_rand_uniform(float* y, std::int64_t n, std::uint64_t seed, std::uint64_t stream_id, cudaStream_t s);
-// y[i] = philox_uniform_at(key, i) >= p ? x[i] * scale : 0 (scale = 1.0f / (1.0f - p), from the host).
+// y[i] = philox_uniform_at({seed, stream_id, offset}, i): bit-identical to the CPU backend.
+void launch_rand_uniform(float* y, std::int64_t n, std::uint64_t seed, std::uint64_t stream_id, std::uint64_t offset,
+                         cudaStream_t s);
+// y[i] = philox_uniform_at(key, i) >= p ? x[i] * scale : 0 (scale = 1.0f / (1.0f - p), from the host),
+// key = {seed, stream_id, offset}.
 void launch_dropout_forward(float* y, const float* x, std::int64_t n, float p, float scale, std::uint64_t seed,
-                            std::uint64_t stream_id, cudaStream_t s);
+                            std::uint64_t stream_id, std::uint64_t offset, cudaStream_t s);
 // c = beta * c over n elements (f32, or bf16 bits when bf16); beta == 0 writes zeros (no NaN kept).
 void launch_scale_inplace(void* c, bool bf16, std::int64_t n, float beta, cudaStream_t s);
 

@@ -239,7 +239,7 @@ Tensor SinkhornSelfAttention::forward(const Tensor& x, Stash& stash, const Conte
     float p = c.training ? cfg_.attn_dropout : 0.f;
     outs.push_back(local_attention_forward(be, be.narrow(q4, 1, 0, hl_), be.narrow(k4, 1, 0, hl_),
                                            be.narrow(v4, 1, 0, hl_), q_mask, cfg_.bucket_size, cfg_.causal, p,
-                                           c.key(layer_id_, kSiteLocalAttnDropout), st.local, masks_));
+                                           c.key(layer_id_, kSiteLocalAttnDropout, B), st.local, masks_));
   }
   if (hs_ > 0) {
     Tensor qs = hl_ ? be.narrow(q4, 1, hl_, hs_) : q4;
@@ -252,7 +252,7 @@ Tensor SinkhornSelfAttention::forward(const Tensor& x, Stash& stash, const Conte
   st.x = x;
   st.h = attn::merge_heads(be, o4);                             // [B, T, HD]
   Tensor y = be.add(linear_matmul(be, c.gemm_precision, st.h, wo_->value, false, true), bo_->value);  // [B, T, D]
-  if (c.training && cfg_.dropout > 0.f) y = be.dropout(y, cfg_.dropout, c.key(layer_id_, kSiteOutputDropout));
+  if (c.training && cfg_.dropout > 0.f) y = be.dropout(y, cfg_.dropout, c.key(layer_id_, kSiteOutputDropout, B));
   return y;
 }
 
@@ -263,7 +263,7 @@ Tensor SinkhornSelfAttention::backward(const Tensor& dy_in, Stash& stash, const 
   SK_CHECK(x.defined(), "attention layer ", layer_id_, ": backward called without a forward on this stash");
   std::int64_t B = x.dim(0), T = x.dim(1), D = cfg_.dim;
   Tensor dy = (c.training && cfg_.dropout > 0.f)
-                  ? be.dropout_backward(dy_in, cfg_.dropout, c.key(layer_id_, kSiteOutputDropout))
+                  ? be.dropout_backward(dy_in, cfg_.dropout, c.key(layer_id_, kSiteOutputDropout, B))
                   : dy_in;
   // to_out
   linear_gemm(be, c.gemm_precision, wo_->grad, dy.reshape({B * T, D}), st.h.reshape({B * T, hd_}), true, false, 1.f, 1.f);
@@ -277,7 +277,7 @@ Tensor SinkhornSelfAttention::backward(const Tensor& dy_in, Stash& stash, const 
     Tensor dol = be.narrow(do4, 1, 0, hl_);
     if (hs_ == 0) do4 = Tensor();
     QKVGrads g = local_attention_backward(be, dol, cfg_.bucket_size, cfg_.causal, p,
-                                          c.key(layer_id_, kSiteLocalAttnDropout), st.local);
+                                          c.key(layer_id_, kSiteLocalAttnDropout, B), st.local);
     dol = Tensor();
     dqs.push_back(g.dq);
     dks.push_back(g.dk);
@@ -340,7 +340,7 @@ Tensor SinkhornSelfAttention::sinkhorn_forward(const Tensor& q, const Tensor& k,
   } else {
     s.r_sel = R;
     Tensor Rp = sort_kind_ == SortNetKind::attention ? be.unary(R, UnaryOp::relu) : R;
-    s.sel = gumbel_sinkhorn(be, Rp, cfg_.sinkhorn_iter, cfg_.temperature, c.key(layer_id_, kSiteGumbel), s.gumbel);
+    s.sel = gumbel_sinkhorn(be, Rp, cfg_.sinkhorn_iter, cfg_.temperature, c.key(layer_id_, kSiteGumbel, d.B), s.gumbel);
   }
   Tensor kb = k.reshape({N, d.nkb, kbs * dh}), vb = v.reshape({N, d.nkb, kbs * dh});
   bool masked = q_mask.defined() || kv_mask.defined();
@@ -372,7 +372,7 @@ Tensor SinkhornSelfAttention::sinkhorn_forward(const Tensor& q, const Tensor& k,
   float p = c.training ? cfg_.attn_dropout : 0.f;
   Tensor out = attn::attend(be, q.reshape({N * d.nb, bs, dh}), Ka.reshape({N * d.nb, S, dh}),
                             Va.reshape({N * d.nb, S, dh}), 1.f / std::sqrt(static_cast<float>(dh)), p,
-                            c.key(layer_id_, kSiteSinkhornAttnDropout), s.attend);
+                            c.key(layer_id_, kSiteSinkhornAttnDropout, d.B), s.attend);
   return out.reshape({B, Hs, d.T, dh});
 }
 
@@ -394,7 +394,7 @@ QKVGrads SinkhornSelfAttention::sinkhorn_backward(const Tensor& dout, const Dims
   attn::AttendGrads g = attn::attend_backward(be, dout.reshape({N * d.nb, bs, dh}), s.q.reshape({N * d.nb, bs, dh}),
                                               Ka.reshape({N * d.nb, S, dh}), Va.reshape({N * d.nb, S, dh}),
                                               1.f / std::sqrt(static_cast<float>(dh)), p,
-                                              c.key(layer_id_, kSiteSinkhornAttnDropout), s.attend);
+                                              c.key(layer_id_, kSiteSinkhornAttnDropout, d.B), s.attend);
   Tensor dq = g.dq.reshape({N, d.T, dh});
 
   Tensor dksel, dkown, dvsel, dvown;
@@ -477,7 +477,7 @@ Tensor SinkhornSelfAttention::causal_forward(const Tensor& q, const Tensor& k, c
   }
   float p = c.training ? cfg_.attn_dropout : 0.f;
   Tensor out = attn::attend(be, s.q.reshape({N * nb, bs, dh}), Ka.reshape({N * nb, S, dh}), Va.reshape({N * nb, S, dh}),
-                            1.f / std::sqrt(static_cast<float>(dh)), p, c.key(layer_id_, kSiteSinkhornAttnDropout),
+                            1.f / std::sqrt(static_cast<float>(dh)), p, c.key(layer_id_, kSiteSinkhornAttnDropout, d.B),
                             s.attend);
   return attn::roll_heads_from(be, out.reshape({B, Hs, d.T, dh}), hh, bs - 1);  // rotate back
 }
@@ -501,7 +501,7 @@ QKVGrads SinkhornSelfAttention::causal_backward(const Tensor& dout_in, const Dim
   attn::AttendGrads g = attn::attend_backward(be, dout.reshape({N * nb, bs, dh}), s.q.reshape({N * nb, bs, dh}),
                                               Ka.reshape({N * nb, S, dh}), Va.reshape({N * nb, S, dh}),
                                               1.f / std::sqrt(static_cast<float>(dh)), p,
-                                              c.key(layer_id_, kSiteSinkhornAttnDropout), s.attend);
+                                              c.key(layer_id_, kSiteSinkhornAttnDropout, d.B), s.attend);
   // Free each buffer at its last use: the peak of a training step sits in this function.
   dout = Tensor();
   Ka = Tensor();

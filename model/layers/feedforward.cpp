@@ -30,7 +30,7 @@ void FeedForward::hidden(const Tensor& xc, Tensor& pre, Tensor& h, std::int64_t 
     h = be.mul(be.unary(a, UnaryOp::gelu), v);
   }
   const float p = c.training ? cfg_.dropout : 0.f;
-  if (p > 0.f) h = be.dropout(h, p, c.key(layer_id_, static_cast<std::uint64_t>(chunk)));
+  if (p > 0.f) h = be.dropout(h, p, c.key(layer_id_, static_cast<std::uint64_t>(chunk), h.dim(0)));
 }
 
 Tensor FeedForward::forward(const Tensor& x, Stash& s, const Context& c) const {
@@ -70,7 +70,7 @@ Tensor FeedForward::chunk_backward(const Tensor& dyc, const Tensor& xc, const Te
   LinearStash l2{h};
   Tensor dh = w2_.backward(dyc, l2, be, c.gemm_precision);  // [B, t, 4D]
   const float p = c.training ? cfg_.dropout : 0.f;
-  if (p > 0.f) dh = be.dropout_backward(dh, p, c.key(layer_id_, static_cast<std::uint64_t>(chunk)));
+  if (p > 0.f) dh = be.dropout_backward(dh, p, c.key(layer_id_, static_cast<std::uint64_t>(chunk), dh.dim(0)));
   Tensor dpre;
   if (!cfg_.glu) {
     dpre = be.unary_backward(dh, pre, Tensor(), UnaryOp::gelu);  // [B, t, 4D]

@@ -29,10 +29,10 @@ enum class Precision { fp32, bf16 };
 struct Context {
   Backend* be = nullptr;
   bool training = false;
-  // Randomness: every draw is keyed by (seed, step, micro-batch, layer/block, site) — see philox.h.
+  // Randomness: every draw is keyed by (seed, step, global sample, layer/block, site) — see key().
   std::uint64_t seed = 0;
   std::uint64_t step = 0;
-  std::uint64_t micro = 0;  // micro-batch / global sample id of the first row
+  std::uint64_t micro = 0;  // global sample id of the micro-batch's first row
   // Use index of the module being run: the layer stack sets it to block index + 1 for each block,
   // so a weight-tied module (one instance, one layer id, used at every depth) still draws a fresh
   // dropout mask per depth, as the reference does. 0 = not inside a stack (key unchanged).
@@ -43,9 +43,30 @@ struct Context {
   bool recompute = false;
   // Precision of the Linear GEMMs (see Precision). fp32 is bit-identical to plain f32 GEMMs.
   Precision gemm_precision = Precision::fp32;
-  RngKey key(std::uint64_t layer, std::uint64_t site) const {
-    return RngKey{seed, rng_stream(step, micro, block ? rng_mix(layer) ^ block : layer, site)};
+  // Rows of the micro-batch this call runs on are global samples micro, micro + 1, ... Every draw of
+  // a training step is keyed so that it does not depend on how the global batch is cut into
+  // ranks, pipeline stages or micro-batches:
+  //   key(layer, site, rows)   a per-row draw (dropout, attention dropout, gumbel noise, random
+  //                            truncation) over a batch-major tensor of `rows` rows: row r draws
+  //                            the bits of global sample micro + r (philox.h, RngKey::rows).
+  //   step_key(layer, site)    a whole-step draw (layer-drop decisions): the same for every row,
+  //                            micro-batch, rank and stage of the step.
+  //   call_key(layer, site)    a draw of one call keyed by `micro` as a whole (generation).
+  RngKey key(std::uint64_t layer, std::uint64_t site, std::int64_t rows) const {
+    RngKey k{seed, rng_stream(step, kRowDraws, module_layer(layer), site)};
+    k.row0 = micro;
+    k.rows = static_cast<std::uint64_t>(rows);
+    return k;
   }
+  RngKey step_key(std::uint64_t layer, std::uint64_t site) const {
+    return RngKey{seed, rng_stream(step, kStepDraws, module_layer(layer), site)};
+  }
+  RngKey call_key(std::uint64_t layer, std::uint64_t site) const {
+    return RngKey{seed, rng_stream(step, micro, module_layer(layer), site)};
+  }
+  std::uint64_t module_layer(std::uint64_t layer) const { return block ? rng_mix(layer) ^ block : layer; }
+  static constexpr std::uint64_t kRowDraws = 0x524F5753'00000000ull;   // "ROWS": the sample slot of per-row streams
+  static constexpr std::uint64_t kStepDraws = 0x53544550'00000000ull;  // "STEP": the sample slot of whole-step streams
 
   Tensor input_mask;    // u8 [B, T] or undefined (no mask)
   Tensor context;       // f32 [B, Tc, D] (decoder of an encoder/decoder) or undefined

@@ -16,8 +16,11 @@
 //     activation memory does not grow with depth. Recomputation runs with Context::recompute set
 //     (dropout redrawn from the same Philox keys; BatchNorm statistics not updated twice, D7).
 //   layer dropout (§6.5): training only, p > 0: block L is dropped iff
-//     philox_uniform_at(Context::key(layer_id, kSiteLayerDrop), L) < p; if every block is dropped
-//     the first one runs. Same key -> same blocks (every pipeline stage agrees).
+//     philox_uniform_at(Context::step_key(layer_id, kSiteLayerDrop), L) < p; if every block is
+//     dropped the first one runs. The decision is drawn once per (seed, step) for the whole global
+//     batch — every micro-batch, rank and pipeline stage of a step agrees. (The reference draws
+//     per forward call; a per-call draw would make the trained model depend on how the batch is
+//     split.)
 //   Each block runs under a Context whose `block` field is L + 1, so a weight-tied module draws a
 //   fresh dropout mask at each depth.
 //
@@ -62,21 +65,43 @@ struct StackConfig {
   bool keep_activations = false;
 };
 
+// The residual stream where a stack (or a pipeline stage's part of it) begins or ends: one tensor
+// [B, T, D] for a sequential stack (a), the two streams (a = x1, b = x2) for a reversible one.
+struct Streams {
+  Tensor a, b;
+  std::vector<Tensor> list() const { return b.defined() ? std::vector<Tensor>{a, b} : std::vector<Tensor>{a}; }
+};
+
 struct StackStash {
-  std::vector<std::int64_t> active;  // block indices that ran, in order
+  std::vector<std::int64_t> active;  // block indices (of the whole stack) that ran here, in order
   std::vector<Stash> f, g;           // sequential (or keep_activations): one per active block
-  Tensor y1, y2;                     // reversible: the two output streams [B, T, D]
-  // Reversible, after backward: the stack inputs rebuilt from the outputs (both ≈ x; their distance
-  // from x measures the reconstruction drift). Dropped with the stash.
+  // Reversible: the two output streams [B, T, D] from which backward rebuilds every activation.
+  // A pipeline stage may drop them after forward and set them again before backward from the
+  // rebuilt inputs of the next stage (backward_streams), so that it rebuilds from exactly the
+  // values a single process would.
+  Tensor y1, y2;
+  // Reversible, after backward: the inputs rebuilt from the outputs (both ≈ the input; their
+  // distance from it measures the reconstruction drift). Dropped with the stash.
   Tensor rebuilt1, rebuilt2;
+};
+
+// A contiguous range of layers [first, last) of a stack (a pipeline stage's part); last = -1 means
+// the whole depth. A layer n (0-based) is one block, or two (self + context) with receives_context.
+struct LayerRange {
+  std::int64_t first = 0, last = -1;
 };
 
 class LayerStack {
  public:
   static constexpr std::uint64_t kSiteLayerDrop = 1;
 
-  // `prefix` is P (e.g. "sinkhorn_transformer."); `layer_id` seeds every layer's Philox id.
-  LayerStack(const StackConfig& cfg, ParamSet& ps, const std::string& prefix, std::uint64_t layer_id);
+  // `prefix` is P (e.g. "sinkhorn_transformer."); `layer_id` seeds every layer's Philox id. With a
+  // layer range only the blocks of those layers are built (a pipeline stage): every parameter has
+  // the name, the Philox id and — through Parameter::init_key — the initial values it has in the
+  // whole stack. A weight-tied module is built once per stage that uses it (a replica), under the
+  // names of the stage's own blocks; its init_key is the name of its first use in the whole stack.
+  LayerStack(const StackConfig& cfg, ParamSet& ps, const std::string& prefix, std::uint64_t layer_id,
+             LayerRange range = {});
   ~LayerStack();
   LayerStack(const LayerStack&) = delete;
   LayerStack& operator=(const LayerStack&) = delete;
@@ -85,10 +110,27 @@ class LayerStack {
   // dy by value: a caller that moves it in lets the stack free it once both streams have moved on.
   Tensor backward(Tensor dy, StackStash& st, const Context& c);     // -> dx [B, T, D]
 
-  // The blocks that run under this context (layer dropout), in order.
+  // The same in pieces, for a pipeline stage that holds a range of the blocks:
+  //   forward(x) = leave(forward_streams(enter(x))),  backward(dy) = enter_backward(backward_streams(leave_backward(dy))).
+  Streams enter(const Tensor& x) const;          // sequential {x}; reversible {x, x}
+  Tensor leave(const Streams& y) const;          // sequential y.a; reversible y.a + y.b
+  Streams leave_backward(Tensor dy) const;       // gradient of leave: {dy} or {dy, dy}
+  Tensor enter_backward(const Streams& dx) const;  // gradient of enter: dx.a or dx.a + dx.b
+  // The active blocks of this stack's range. Reversible: the stash keeps the outputs (y1, y2).
+  Streams forward_streams(Streams x, StackStash& st, const Context& c) const;
+  // Reversible: rebuilds from st.y1 / st.y2 (kept by forward_streams or set by the caller) and
+  // leaves the rebuilt inputs in st.rebuilt1 / rebuilt2.
+  Streams backward_streams(Streams dy, StackStash& st, const Context& c);
+
+  // The blocks that run under this context (layer dropout over the whole stack, one decision per
+  // step: Context::step_key), in order; active_blocks_here keeps those of this stack's range.
   std::vector<std::int64_t> active_blocks(const Context& c) const;
-  std::int64_t num_blocks() const { return static_cast<std::int64_t>(blocks_.size()); }
+  std::vector<std::int64_t> active_blocks_here(const Context& c) const;
+  std::int64_t num_blocks() const { return total_blocks_; }       // of the whole stack
+  std::int64_t first_block() const { return first_block_; }        // this range: [first_block, end_block)
+  std::int64_t end_block() const { return first_block_ + static_cast<std::int64_t>(blocks_.size()); }
   const StackConfig& config() const { return cfg_; }
+  bool reversible() const { return cfg_.reversible; }
   // Wrapper path of block L's f (which = 0) or g (which = 1), e.g. "P+layers.layers.3.1.".
   std::string block_path(std::int64_t L, int which) const;
 
@@ -99,13 +141,16 @@ class LayerStack {
     bool is_context = false;
   };
   Context block_context(const Context& c, std::int64_t L) const;
+  const Block& block(std::int64_t L) const { return blocks_[static_cast<std::size_t>(L - first_block_)]; }
+  Block& block(std::int64_t L) { return blocks_[static_cast<std::size_t>(L - first_block_)]; }
 
   StackConfig cfg_;
   std::string prefix_;
   std::uint64_t layer_id_ = 0;
+  std::int64_t total_blocks_ = 0, first_block_ = 0;
   std::vector<std::unique_ptr<Residual>> modules_;   // inner modules (shared ones once)
   std::vector<std::unique_ptr<Residual>> wrappers_;  // one per block side
-  std::vector<Block> blocks_;
+  std::vector<Block> blocks_;                        // blocks [first_block_, end_block())
 };
 
 }  // namespace sk

@@ -74,6 +74,9 @@ Truncated random_truncate(const Tensor& x, const Tensor& mask, std::int64_t pad_
              shape_str(x.shape()), ", got ", mask.str());
     ms = mask.to_vector<std::uint8_t>();
   }
+  SK_CHECK(key.rows == 0 || key.rows == static_cast<std::uint64_t>(B), "random_truncate: a per-row key for ", key.rows,
+           " rows used on ", B, " rows");
+  key = philox_resolve(key, static_cast<std::uint64_t>(B));
   std::vector<std::int64_t> len(static_cast<std::size_t>(B));
   std::int64_t Lmax = 0;
   for (std::int64_t b = 0; b < B; ++b) {
@@ -96,6 +99,12 @@ Truncated random_truncate(const Tensor& x, const Tensor& mask, std::int64_t pad_
   return {Tensor::from_vector(tok, {B, Lmax}, x.device()), Tensor::from_vector(m, {B, Lmax}, x.device())};
 }
 
+RngKey ar_truncate_key(const std::string& lm_prefix, const Context& c, std::int64_t rows) {
+  Context base = c;
+  base.block = 0;
+  return base.key(layer_id_of(lm_prefix + "#autoregressive"), AutoregressiveWrapper::kSiteTruncate, rows);
+}
+
 AutoregressiveWrapper::AutoregressiveWrapper(SinkhornLM& lm, const ARConfig& cfg)
     : lm_(lm), cfg_(cfg), pad_(lm, cfg.pad_left), id_(layer_id_of(lm.prefix() + "#autoregressive")) {
   SK_CHECK(!lm.config().return_embeddings, "AutoregressiveWrapper needs an LM with logits (return_embeddings = false)");
@@ -111,7 +120,7 @@ Tensor AutoregressiveWrapper::loss(const Tensor& x_in, const Tensor& mask_in, bo
            mask_in.str());
   Tensor x = x_in, mask = mask_in;
   if (randomly_truncate) {
-    Truncated t = random_truncate(x, mask, cfg_.pad_value, truncate_key(c));
+    Truncated t = random_truncate(x, mask, cfg_.pad_value, truncate_key(c, x.dim(0)));
     x = t.tokens;
     mask = t.mask;
   }
@@ -166,7 +175,7 @@ Tensor AutoregressiveWrapper::generate(const Tensor& start, const Tensor& mask, 
   ec.training = false;
   ec.dcontext = nullptr;
   ec.block = 0;
-  const RngKey key = ec.key(id_, kSiteSample);
+  const RngKey key = ec.call_key(id_, kSiteSample);
   std::vector<bool> done(static_cast<std::size_t>(B), false);
   std::int64_t steps = 0;
   for (std::int64_t i = 0; i < o.seq_len; ++i) {

@@ -51,8 +51,14 @@ struct Truncated {
   Tensor tokens;  // i64 [B, Lmax]
   Tensor mask;    // u8 [B, Lmax]
 };
-// Random truncation of x [B, n] (and its mask) as described above; lengths from `key`.
+// Random truncation of x [B, n] (and its mask) as described above; row b's length from element b of
+// `key`'s draw (a per-row key must have rows == B).
 Truncated random_truncate(const Tensor& x, const Tensor& mask, std::int64_t pad_value, RngKey key);
+
+// The Philox key of the random truncation of `rows` rows by an AutoregressiveWrapper around an LM
+// built under `lm_prefix` (what AutoregressiveWrapper::truncate_key returns), for callers that
+// truncate without a wrapper (a pipeline stage builds its micro-batches itself).
+RngKey ar_truncate_key(const std::string& lm_prefix, const Context& c, std::int64_t rows);
 
 struct ARLossStash {
   AutopadStash pad;
@@ -81,11 +87,9 @@ class AutoregressiveWrapper {
   std::int64_t ignore_index() const { return cfg_.ignore_index ? *cfg_.ignore_index : cfg_.pad_value; }
   // The Philox key of the random truncation drawn by loss(..., randomly_truncate = true, ..., c),
   // for callers that truncate themselves (the trainer keeps its own ignore index).
-  RngKey truncate_key(const Context& c) const {
-    Context base = c;
-    base.block = 0;
-    return base.key(id_, kSiteTruncate);
-  }
+  // Per row: the lengths of rows micro .. micro + rows - 1 (global samples) do not depend on how
+  // the batch is split.
+  RngKey truncate_key(const Context& c, std::int64_t rows) const { return ar_truncate_key(lm_.prefix(), c, rows); }
   Autopadder& padded() { return pad_; }
 
  private:

@@ -41,8 +41,11 @@ class SinkhornLM {
   static constexpr std::uint64_t kSiteEmbDropout = 1;
 
   // Validates cfg (validate_lm_config, where = "SinkhornLM " + prefix) and registers every
-  // parameter under its reference name.
-  SinkhornLM(const LMConfig& cfg, ParamSet& ps, const std::string& prefix = "");
+  // parameter under its reference name. With a layer range (a pipeline stage) only the layers
+  // [first, last) are built, plus the embeddings (token, axial positions, embedding dropout,
+  // project_in) when first == 0 and the head (project_out, final norm, logits) when last == depth;
+  // forward / backward then need the whole model, the stage pieces below work on any part.
+  SinkhornLM(const LMConfig& cfg, ParamSet& ps, const std::string& prefix = "", LayerRange range = {});
   ~SinkhornLM();
   SinkhornLM(const SinkhornLM&) = delete;
   SinkhornLM& operator=(const SinkhornLM&) = delete;
@@ -53,6 +56,19 @@ class SinkhornLM {
   // Taken by value: a caller that moves its gradient in lets backward free it (and each stash
   // entry) as soon as it has been used, which lowers the peak of the step.
   void backward(Tensor dout, LMStash& st, const Context& c);
+
+  // ---- stage pieces: forward = head_forward(stack.leave(stack.forward_streams(stack.enter(embed_forward(tokens))))) ----
+  bool has_embed() const { return has_embed_; }
+  bool has_head() const { return has_head_; }
+  bool whole() const { return has_embed_ && has_head_; }
+  // tokens i64 [B, T] -> the stack's input [B, T, D] (checks as forward; the context is not read).
+  Tensor embed_forward(const Tensor& tokens, LMStash& st, const Context& c) const;
+  // dx: gradient of embed_forward's output. Uses st.tok / st.project_in / st.T (from embed_forward).
+  void embed_backward(Tensor dx, LMStash& st, const Context& c);
+  // The stack's output [B, T, D] -> logits [B, T, V] (or embeddings).
+  Tensor head_forward(const Tensor& h, LMStash& st, const Context& c) const;
+  // Gradient of head_forward's output -> gradient of its input [B, T, D].
+  Tensor head_backward(Tensor dout, LMStash& st, const Context& c);
 
   const LMConfig& config() const { return cfg_; }
   const std::string& prefix() const { return prefix_; }
@@ -66,6 +82,7 @@ class SinkhornLM {
   std::uint64_t layer_id_ = 0;
   bool project_ = false;      // E != D
   bool project_out_ = false;  // E != D and not return_embeddings
+  bool has_embed_ = true, has_head_ = true;
   TokenEmbedding tok_;
   AxialPositionalEmbedding pos_;
   std::unique_ptr<LayerStack> stack_;

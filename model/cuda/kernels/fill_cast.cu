@@ -47,26 +47,33 @@ __global__ void cast_kernel(void* y, const void* x, std::int64_t n, CastKind kin
   }
 }
 
+// Thread t handles stream block first + t: draw elements 4 * (first + t) + j - offset that lie in [0, n).
 __global__ void rand_uniform_kernel(float* y, std::int64_t n, RngKey key) {
-  const std::int64_t blocks = (n + 3) / 4;
-  SK_GRID_LOOP(b, blocks) {
+  const auto first = static_cast<std::int64_t>(philox_first_block(key));
+  const std::int64_t blocks = static_cast<std::int64_t>(philox_end_block(key, static_cast<std::uint64_t>(n))) - first;
+  const auto off = static_cast<std::int64_t>(key.offset);
+  SK_GRID_LOOP(t, blocks) {
+    const std::int64_t b = first + t;
     const Philox4 r = philox_block(key, static_cast<std::uint64_t>(b));
-    const std::int64_t base = 4 * b;
 #pragma unroll
-    for (int j = 0; j < 4; ++j)
-      if (base + j < n) y[base + j] = philox_uniform(r.v[j]);
+    for (int j = 0; j < 4; ++j) {
+      const std::int64_t i = 4 * b + j - off;
+      if (i >= 0 && i < n) y[i] = philox_uniform(r.v[j]);
+    }
   }
 }
 
 __global__ void dropout_forward_kernel(float* y, const float* x, std::int64_t n, float p, float scale, RngKey key) {
-  const std::int64_t blocks = (n + 3) / 4;
-  SK_GRID_LOOP(b, blocks) {
+  const auto first = static_cast<std::int64_t>(philox_first_block(key));
+  const std::int64_t blocks = static_cast<std::int64_t>(philox_end_block(key, static_cast<std::uint64_t>(n))) - first;
+  const auto off = static_cast<std::int64_t>(key.offset);
+  SK_GRID_LOOP(t, blocks) {
+    const std::int64_t b = first + t;
     const Philox4 r = philox_block(key, static_cast<std::uint64_t>(b));
-    const std::int64_t base = 4 * b;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      const std::int64_t i = base + j;
-      if (i < n) y[i] = philox_uniform(r.v[j]) >= p ? x[i] * scale : 0.f;
+      const std::int64_t i = 4 * b + j - off;
+      if (i >= 0 && i < n) y[i] = philox_uniform(r.v[j]) >= p ? x[i] * scale : 0.f;
     }
   }
 }
@@ -102,20 +109,23 @@ void launch_cast(void* y, const void* x, std::int64_t n, CastKind kind, cudaStre
   SK_CUDA_LAUNCH_CHECK();
 }
 
-void launch_rand_uniform(float* y, std::int64_t n, std::uint64_t seed, std::uint64_t stream_id, cudaStream_t s) {
+void launch_rand_uniform(float* y, std::int64_t n, std::uint64_t seed, std::uint64_t stream_id, std::uint64_t offset,
+                         cudaStream_t s) {
   RngKey key;
   key.seed = seed;
   key.stream = stream_id;
-  rand_uniform_kernel<<<grid_for((n + 3) / 4), kThreads, 0, s>>>(y, n, key);
+  key.offset = offset;
+  rand_uniform_kernel<<<grid_for((n + 3) / 4 + 1), kThreads, 0, s>>>(y, n, key);
   SK_CUDA_LAUNCH_CHECK();
 }
 
 void launch_dropout_forward(float* y, const float* x, std::int64_t n, float p, float scale, std::uint64_t seed,
-                            std::uint64_t stream_id, cudaStream_t s) {
+                            std::uint64_t stream_id, std::uint64_t offset, cudaStream_t s) {
   RngKey key;
   key.seed = seed;
   key.stream = stream_id;
-  dropout_forward_kernel<<<grid_for((n + 3) / 4), kThreads, 0, s>>>(y, x, n, p, scale, key);
+  key.offset = offset;
+  dropout_forward_kernel<<<grid_for((n + 3) / 4 + 1), kThreads, 0, s>>>(y, x, n, p, scale, key);
   SK_CUDA_LAUNCH_CHECK();
 }
 
