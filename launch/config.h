@@ -75,6 +75,15 @@ struct CheckpointConfig {
                                     // ignored with --resume. Relative paths as data.path
 };
 
+// [parallel]: the process grid of `sinkhorn train` (world = pipeline_stages × data-parallel replicas).
+struct ParallelConfig {
+  std::int64_t pipeline_stages = 1;         // stages of the layer pipeline (1 = no pipeline)
+  std::string schedule = "1f1b";            // "1f1b" | "gpipe" (parallel/schedule.h)
+  std::vector<std::int64_t> stage_layers;   // layers per stage (sum = depth); [] = balanced
+  bool allow_shared_gpu = false;            // GPU ranks may share a device (then MPI, not NCCL)
+  double timeout_s = 300;                   // a collective taking longer ends the job
+};
+
 struct RunConfig {
   std::string path;  // file it came from (for error messages)
   LMConfig model;
@@ -82,6 +91,7 @@ struct RunConfig {
   DataConfig data;
   LogConfig log;
   CheckpointConfig checkpoint;
+  ParallelConfig parallel;
   std::string text;                    // the config file as read (snapshot saved in checkpoints)
   std::vector<std::string> overrides;  // the --set texts applied, in order
 };
@@ -129,8 +139,9 @@ void validate_train_config(const TrainConfig& t, const LMConfig& model, const st
 // [data] / [log] / [checkpoint] rules that need no files (the trainer checks the data file itself).
 void validate_run_tables(const RunConfig& cfg);
 // What only `sinkhorn train` needs: data.path set, num_tokens >= 256 (byte tokens), a causal LM is
-// not required, batch_size divisible by data-parallel ranks * grad_accum. Throws one-line sk::Error.
-void validate_for_training(const RunConfig& cfg, int dp_ranks);
+// not required, the world size divisible by parallel.pipeline_stages, batch_size divisible by
+// data-parallel replicas * grad_accum. Throws one-line sk::Error.
+void validate_for_training(const RunConfig& cfg, int world_size);
 void validate_reference_case_config(const ReferenceCaseConfig& c, const std::string& file);
 
 }  // namespace sk

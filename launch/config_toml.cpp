@@ -397,6 +397,19 @@ CheckpointConfig read_checkpoint(const Doc& d, const toml::table* t) {
   return c;
 }
 
+ParallelConfig read_parallel(const Doc& d, const toml::table* t) {
+  ParallelConfig c;
+  if (!t) return c;
+  TableReader r(d, "parallel", *t);
+  r.integer("pipeline_stages", c.pipeline_stages);
+  r.string("schedule", c.schedule);
+  r.integer_list("stage_layers", c.stage_layers);
+  r.boolean("allow_shared_gpu", c.allow_shared_gpu);
+  r.number("timeout_s", c.timeout_s);
+  r.finish();
+  return c;
+}
+
 CaseInfo read_case(const Doc& d, const toml::table& t) {
   CaseInfo c;
   TableReader r(d, "case", t);
@@ -447,7 +460,7 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   RunConfig cfg;
   Doc d = parse_doc(path, &cfg.text);
   apply_overrides(d, overrides);
-  check_top_level(d, {"model", "train", "data", "log", "checkpoint"});
+  check_top_level(d, {"model", "train", "data", "log", "checkpoint", "parallel"});
   cfg.path = path;
   cfg.overrides = overrides;
   const toml::table* model = table_of(d, "model");
@@ -457,6 +470,7 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   cfg.data = read_data(d, table_of(d, "data"));
   cfg.log = read_log(d, table_of(d, "log"));
   cfg.checkpoint = read_checkpoint(d, table_of(d, "checkpoint"));
+  cfg.parallel = read_parallel(d, table_of(d, "parallel"));
   if (cfg.train.seq_len == 0) cfg.train.seq_len = cfg.model.max_seq_len;
   validate_run_config(cfg);
   return cfg;

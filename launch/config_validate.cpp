@@ -121,20 +121,54 @@ void validate_run_tables(const RunConfig& cfg) {
   Rules c(cfg.path, "checkpoint");
   c.at_least("interval", cfg.checkpoint.interval, 0);
   c.at_least("keep_last", cfg.checkpoint.keep_last, 0);
+
+  Rules p(cfg.path, "parallel");
+  const ParallelConfig& pc = cfg.parallel;
+  p.at_least("pipeline_stages", pc.pipeline_stages, 1);
+  if (pc.pipeline_stages > cfg.model.depth)
+    p.fail("pipeline_stages", pc.pipeline_stages,
+           cat("must be <= model.depth = ", cfg.model.depth, " (a stage holds at least one layer)"));
+  p.one_of("schedule", pc.schedule, {"1f1b", "gpipe"});
+  if (!pc.stage_layers.empty()) {
+    auto list = [&] {
+      std::string s = "[";
+      for (std::size_t i = 0; i < pc.stage_layers.size(); ++i) s += (i ? ", " : "") + std::to_string(pc.stage_layers[i]);
+      return s + "]";
+    };
+    if (static_cast<std::int64_t>(pc.stage_layers.size()) != pc.pipeline_stages)
+      p.fail("stage_layers", list(), cat("needs one entry per pipeline stage (pipeline_stages = ", pc.pipeline_stages,
+                                         "), got ", pc.stage_layers.size()));
+    std::int64_t sum = 0;
+    for (std::int64_t n : pc.stage_layers) {
+      if (n < 1) p.fail("stage_layers", list(), "every stage needs at least one layer");
+      sum += n;
+    }
+    if (sum != cfg.model.depth)
+      p.fail("stage_layers", list(), cat("must sum to model.depth = ", cfg.model.depth, ", got ", sum));
+  }
+  p.positive("timeout_s", pc.timeout_s);
+  if (pc.pipeline_stages > 1 && cfg.model.receives_context)
+    p.fail("pipeline_stages", pc.pipeline_stages, "a pipeline needs a plain language model (no receives_context)");
 }
 
-void validate_for_training(const RunConfig& cfg, int dp_ranks) {
+void validate_for_training(const RunConfig& cfg, int world_size) {
   if (cfg.data.path.empty())
     throw_error(cat(cfg.path, " [data]: path: missing (required by sinkhorn train: a text file read as byte tokens)"));
   if (cfg.model.num_tokens < 256)
     Rules(cfg.path, "model").fail("num_tokens", cfg.model.num_tokens,
                                   "must be >= 256 to train on byte tokens ([data] reads a file byte by byte)");
   const TrainConfig& t = cfg.train;
-  const std::int64_t parts = static_cast<std::int64_t>(dp_ranks) * t.grad_accum;
+  const std::int64_t P = cfg.parallel.pipeline_stages;
+  if (world_size % P != 0)
+    Rules(cfg.path, "parallel").fail("pipeline_stages", P,
+                                     cat("must divide the number of ranks (", world_size,
+                                         "): world = pipeline_stages x data-parallel replicas"));
+  const std::int64_t replicas = world_size / P;
+  const std::int64_t parts = replicas * t.grad_accum;
   if (t.batch_size % parts != 0)
     Rules(cfg.path, "train").fail("batch_size", t.batch_size,
-                                  cat("must be divisible by ranks (", dp_ranks, ") * grad_accum (", t.grad_accum,
-                                      ") = ", parts, ": batch_size is the global batch of one step"));
+                                  cat("must be divisible by data-parallel replicas (", replicas, ") * grad_accum (",
+                                      t.grad_accum, ") = ", parts, ": batch_size is the global batch of one step"));
 }
 
 void validate_reference_case_config(const ReferenceCaseConfig& c, const std::string& file) {

@@ -71,6 +71,11 @@ class Communicator {
   Handle reduce_scatter(const Tensor& in, Tensor& out, CollOp op = CollOp::sum);
   Handle send(const Tensor& buf, int peer, int tag = 0);
   Handle recv(Tensor& buf, int peer, int tag = 0);
+  // Transfers posted between group_start() and group_end() are issued together (NCCL:
+  // ncclGroupStart / ncclGroupEnd, so that a send and a receive with the same peer cannot block
+  // each other; MPI: non-blocking calls need no grouping). Wait on their handles after group_end().
+  void group_start() { do_group_start(); }
+  void group_end() { do_group_end(); }
 
  protected:
   // Whether this communicator can move buffers living on `d`.
@@ -81,6 +86,8 @@ class Communicator {
   virtual Handle do_reduce_scatter(const Tensor& in, Tensor& out, CollOp op) = 0;
   virtual Handle do_send(const Tensor& buf, int peer, int tag) = 0;
   virtual Handle do_recv(Tensor& buf, int peer, int tag) = 0;
+  virtual void do_group_start() {}
+  virtual void do_group_end() {}
 
  private:
   void check_buf(const char* op, const char* what, const Tensor& t) const;

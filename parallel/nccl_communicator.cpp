@@ -144,16 +144,48 @@ class NcclCommunicator final : public Communicator {
     NCCL_CHECK(ncclRecv(buf.raw(), n(buf), ncclFloat32, peer, comm_, stream_));
     return after(buf, Tensor());
   }
+  // Inside a group the operations are only queued until ncclGroupEnd; the events recorded by
+  // after() then complete with the whole group (they follow it on the same stream).
+  void do_group_start() override {
+    before();
+    NCCL_CHECK(ncclGroupStart());
+    in_group_ = true;
+  }
+  void do_group_end() override {
+    in_group_ = false;
+    NCCL_CHECK(ncclGroupEnd());
+  }
 
  private:
   static std::size_t n(const Tensor& t) { return static_cast<std::size_t>(t.numel()); }
   void before() {
+    if (in_group_) return;  // synchronised by do_group_start
     CUDA_CHECK(cudaSetDevice(device_));
     backend_for(Device::cuda).synchronize();  // buffers written by compute kernels are complete
   }
   Handle after(const Tensor& a, const Tensor& b) {
+    if (in_group_) return Handle(std::make_unique<GroupedWork>(this, a, b));
     return Handle(std::make_unique<NcclWork>(comm_, stream_, a, b));
   }
+  // A grouped operation's handle: its completion event is recorded when first waited on, which
+  // is after ncclGroupEnd (the caller waits only after group_end()).
+  class GroupedWork : public Handle::Impl {
+   public:
+    GroupedWork(NcclCommunicator* c, Tensor a, Tensor b) : c_(c), a_(std::move(a)), b_(std::move(b)) {}
+    void wait() override { work().wait(); }
+    bool test() override { return work().test(); }
+
+   private:
+    NcclWork& work() {
+      SK_CHECK(!c_->in_group_, "nccl: a grouped transfer was waited on before group_end()");
+      if (!w_) w_ = std::make_unique<NcclWork>(c_->comm_, c_->stream_, a_, b_);
+      return *w_;
+    }
+    NcclCommunicator* c_;
+    Tensor a_, b_;
+    std::unique_ptr<NcclWork> w_;
+  };
+  bool in_group_ = false;
 
   int device_;
   int rank_ = 0, size_ = 1;

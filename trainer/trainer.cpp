@@ -6,18 +6,26 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
+#include <numeric>
 #include <memory>
 #include <optional>
+#include <set>
 
 #include "data/batch.h"
 #include "data/byte_dataset.h"
 #include "model/core/backend.h"
 #include "model/core/error.h"
 #include "model/layers/layer.h"
+#include "model/lm/autopad.h"
 #include "model/lm/autoregressive.h"
 #include "model/lm/sinkhorn_lm.h"
+#include "parallel/grid.h"
+#include "parallel/host_values.h"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/metrics.h"
+#include "trainer/pipeline.h"
+#include "trainer/stage.h"
 
 namespace sk {
 namespace {
@@ -44,17 +52,63 @@ std::string printable(const std::vector<std::int64_t>& toks) {
   return s;
 }
 
+// Layers per stage: the explicit list, or balanced (parallel/grid.h stage_layers).
+std::vector<std::int64_t> layers_per_stage(const TrainSpec& s) {
+  if (!s.stage_layers.empty()) return s.stage_layers;
+  std::vector<std::int64_t> out;
+  for (int k = 0; k < s.pipeline_stages; ++k) {
+    const auto r = par::stage_layers(static_cast<int>(s.model.depth), s.pipeline_stages, k);
+    out.push_back(r.second - r.first);
+  }
+  return out;
+}
+
+// The whole model's parameters without memory: its order, layout-independent names and sizes.
+struct Catalogue {
+  struct Entry {
+    std::string key;  // init_key
+    std::int64_t numel = 0;
+    bool tied = false;
+  };
+  std::vector<Entry> entries;
+  std::map<std::string, std::size_t> index;  // init_key -> position
+  std::set<std::string> names;               // every parameter name and alias + buffer names
+  std::int64_t numel = 0;                    // tied parameters once
+};
+
+Catalogue catalogue_of(const LMConfig& cfg) {
+  ParamSet ps;  // never finalized: nothing is allocated but the small BatchNorm buffers
+  SinkhornLM lm(cfg, ps);
+  Catalogue c;
+  for (const auto& p : ps.params()) {
+    c.index[p->init_key] = c.entries.size();
+    c.entries.push_back({p->init_key, shape_numel(p->shape), p->tied});
+    c.numel += shape_numel(p->shape);
+    for (const auto& n : p->names) c.names.insert(n);
+  }
+  for (auto& b : ps.buffers()) c.names.insert(b->name);
+  return c;
+}
+
 class Run {
  public:
-  Run(const TrainSpec& spec, par::Communicator* dp) : s_(spec), dp_(dp && dp->size() > 1 ? dp : nullptr) {
-    rank_ = dp_ ? dp_->rank() : 0;
-    ranks_ = dp_ ? dp_->size() : 1;
+  Run(const TrainSpec& spec, const TrainComms& comms)
+      : s_(spec),
+        world_(comms.world && comms.world->size() > 1 ? comms.world : nullptr),
+        dp_(comms.dp && comms.dp->size() > 1 ? comms.dp : nullptr),
+        pp_(comms.pp && comms.pp->size() > 1 ? comms.pp : nullptr),
+        stage_(comms.stage),
+        replica_(comms.replica) {
+    stages_ = spec.pipeline_stages;
+    replicas_ = dp_ ? dp_->size() : 1;
+    world_size_ = world_ ? world_->size() : 1;
   }
 
   TrainResult run();
 
  private:
-  bool lead() const { return rank_ == 0; }
+  bool lead() const { return stage_ == 0 && replica_ == 0; }
+  bool last_stage() const { return stage_ == stages_ - 1; }
   void say(const std::string& line) const {
     if (lead() && s_.console) {
       std::fprintf(stdout, "%s\n", line.c_str());
@@ -62,29 +116,6 @@ class Run {
     }
   }
   void check_spec() const;
-  void all_reduce_avg(Tensor& t) {
-    if (!dp_) return;
-    dp_->all_reduce(t, par::CollOp::avg).wait();
-  }
-  // Sum over ranks of a few host doubles (through an f32 tensor on the run's device).
-  std::vector<double> sum_over_ranks(const std::vector<double>& v) {
-    if (!dp_) return v;
-    std::vector<float> f(v.begin(), v.end());
-    Tensor t = Tensor::from_vector(f, {static_cast<std::int64_t>(f.size())}, s_.device);
-    dp_->all_reduce(t, par::CollOp::sum).wait();
-    std::vector<float> r = t.to_vector<float>();
-    return std::vector<double>(r.begin(), r.end());
-  }
-  void barrier() { sum_over_ranks({0.0}); }
-  Tensor tokens_tensor(data::TokenSpan span, const std::vector<std::int64_t>& offsets) const {
-    data::TokenBatch b = data::assemble_batch(span, offsets, s_.seq_len);
-    return Tensor::from_vector(b.tokens, {b.rows, b.cols}, s_.device);
-  }
-  double grad_norm();
-  void clip(double norm);
-  double evaluate(std::int64_t step);
-  std::string sample(std::int64_t step);
-  // The context of every forward/backward of `step`: backend, mode and the Philox seed/step.
   Context context_at(std::int64_t step, bool training) const {
     Context c;
     c.be = be_;
@@ -94,27 +125,61 @@ class Run {
     c.gemm_precision = s_.precision;
     return c;
   }
+  // The micro-batches of this replica for global batch `offs` (this replica's rows) of `step`.
+  std::vector<MicroBatch> micro_batches(data::TokenSpan span, const std::vector<std::int64_t>& offs, std::int64_t step,
+                                        std::int64_t batch_index, bool training) const;
+  // The losses of a run of the pipeline: every micro-batch of every replica in global order.
+  std::vector<double> global_losses(const std::vector<MicroState>& states) const;
+  void sync_gradients();
+  double grad_norm();
+  void clip(double norm);
+  void average_buffers();
+  double evaluate(std::int64_t step);
+  std::string sample(std::int64_t step);
   std::string save(std::int64_t step, std::int64_t tokens_seen, const data::Sampler& sampler);
+  std::int64_t memory_bytes() const {
+    return s_.device == Device::cpu ? peak_rss_bytes() : static_cast<std::int64_t>(be_->peak_bytes());
+  }
 
   const TrainSpec& s_;
-  par::Communicator* dp_;
-  int rank_ = 0, ranks_ = 1;
+  par::Communicator *world_, *dp_, *pp_;
+  int stage_ = 0, replica_ = 0, stages_ = 1, replicas_ = 1, world_size_ = 1;
   Backend* be_ = nullptr;
+  std::vector<std::int64_t> layers_;  // per stage
+  Catalogue cat_;
+  std::vector<std::size_t> cat_of_;   // local parameter i -> catalogue position
   std::unique_ptr<data::ByteDataset> ds_;
   std::unique_ptr<ParamSet> ps_;
-  std::unique_ptr<SinkhornLM> lm_;
-  std::unique_ptr<AutoregressiveWrapper> ar_;
+  std::unique_ptr<Stage> stage_model_;
+  std::unique_ptr<PipelineExecutor> exec_;
   std::unique_ptr<AdamW> opt_;
+  par::Program program_;
+  MicroBatchOptions mbo_;
 };
 
 void Run::check_spec() const {
+  const std::int64_t A = s_.grad_accum;
   SK_CHECK(s_.batch_size >= 1, "train: batch_size must be >= 1, got ", s_.batch_size);
   SK_CHECK(s_.seq_len >= 1 && s_.seq_len <= s_.model.max_seq_len, "train: seq_len must be in [1, max_seq_len = ",
            s_.model.max_seq_len, "], got ", s_.seq_len);
   SK_CHECK(s_.steps >= 1, "train: steps must be >= 1, got ", s_.steps);
-  SK_CHECK(s_.grad_accum >= 1, "train: grad_accum must be >= 1, got ", s_.grad_accum);
-  SK_CHECK(s_.batch_size % (ranks_ * s_.grad_accum) == 0, "train: batch_size = ", s_.batch_size,
-           " must be divisible by ranks (", ranks_, ") * grad_accum (", s_.grad_accum, ")");
+  SK_CHECK(A >= 1, "train: grad_accum must be >= 1, got ", A);
+  SK_CHECK(s_.pipeline_stages >= 1 && s_.pipeline_stages <= s_.model.depth, "parallel: pipeline_stages = ",
+           s_.pipeline_stages, ": must be in [1, model.depth = ", s_.model.depth, "]");
+  SK_CHECK(world_size_ == stages_ * replicas_, "parallel: the world has ", world_size_, " ranks but the grid is ",
+           stages_, " stage(s) x ", replicas_, " replica(s)");
+  SK_CHECK(s_.batch_size % (replicas_ * A) == 0, "train: batch_size = ", s_.batch_size,
+           " must be divisible by data-parallel replicas (", replicas_, ") * grad_accum (", A, ")");
+  if (!s_.stage_layers.empty()) {
+    SK_CHECK(static_cast<int>(s_.stage_layers.size()) == stages_, "parallel: stage_layers has ", s_.stage_layers.size(),
+             " entries for ", stages_, " pipeline stage(s)");
+    std::int64_t sum = 0;
+    for (std::int64_t n : s_.stage_layers) {
+      SK_CHECK(n >= 1, "parallel: stage_layers entries must be >= 1, got ", n);
+      sum += n;
+    }
+    SK_CHECK(sum == s_.model.depth, "parallel: stage_layers sum to ", sum, ", model.depth is ", s_.model.depth);
+  }
   SK_CHECK(s_.grad_clip >= 0 && std::isfinite(s_.grad_clip), "train: grad_clip must be >= 0, got ", s_.grad_clip);
   SK_CHECK(s_.model.num_tokens >= data::ByteDataset::vocab_size, "train: model.num_tokens = ", s_.model.num_tokens,
            ": must be >= 256 to train on byte tokens");
@@ -137,16 +202,81 @@ void Run::check_spec() const {
            s_.device == Device::cuda ? " (built without CUDA, or no GPU visible)" : "");
 }
 
-double Run::grad_norm() {
-  Tensor g = ps_->flat_grads().reshape({-1});
-  if (g.device() == Device::cpu) {
-    const float* p = g.data<float>();
-    double acc = 0.0;
-    for (std::int64_t i = 0; i < g.numel(); ++i) acc += static_cast<double>(p[i]) * static_cast<double>(p[i]);
-    return std::sqrt(acc);
+std::vector<MicroBatch> Run::micro_batches(data::TokenSpan span, const std::vector<std::int64_t>& offs,
+                                           std::int64_t step, std::int64_t batch_index, bool training) const {
+  const std::int64_t B = s_.batch_size, local = B / replicas_, A = s_.grad_accum, mb = local / A;
+  MicroBatchOptions o = mbo_;
+  o.truncate = training && s_.random_truncate;
+  std::vector<MicroBatch> out;
+  for (std::int64_t k = 0; k < A; ++k) {
+    std::vector<std::int64_t> rows(offs.begin() + k * mb, offs.begin() + (k + 1) * mb);
+    const data::TokenBatch tb = data::assemble_batch(span, rows, s_.seq_len);
+    Context c = context_at(step, training);
+    c.micro = static_cast<std::uint64_t>(batch_index * B + replica_ * local + k * mb);  // global id of row 0
+    out.push_back(prepare_micro_batch(tb.tokens, tb.rows, tb.cols, o, c));
   }
-  Tensor sq = be_->reduce(be_->mul(g, g), 0, ReduceOp::sum);
-  return std::sqrt(static_cast<double>(sq.item()));
+  return out;
+}
+
+std::vector<double> Run::global_losses(const std::vector<MicroState>& states) const {
+  std::vector<double> mine(states.size(), 0.0);
+  if (last_stage())
+    for (std::size_t k = 0; k < states.size(); ++k) mine[k] = states[k].loss;
+  const std::vector<double> replica = par::combine_disjoint(pp_, mine, be_->device());  // from the last stage
+  return par::gather_doubles(dp_, replica, be_->device());                             // replica order = global order
+}
+
+void Run::sync_gradients() {
+  if (dp_) dp_->all_reduce(ps_->flat_grads(), par::CollOp::avg).wait();
+  if (!pp_ || !s_.model.weight_tie) return;
+  // Tied modules: every stage holding a replica adds its gradient (in the whole model's order).
+  std::vector<std::int64_t> off(cat_.entries.size(), -1);
+  std::int64_t n = 0;
+  for (std::size_t i = 0; i < cat_.entries.size(); ++i)
+    if (cat_.entries[i].tied) {
+      off[i] = n;
+      n += cat_.entries[i].numel;
+    }
+  if (n == 0) return;
+  Tensor buf = Tensor::zeros({n}, DType::f32, s_.device);
+  const auto& params = ps_->params();
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const std::int64_t o = off[cat_of_[i]];
+    if (o < 0) continue;
+    Tensor dst = buf.slice0(o, o + params[i]->grad.numel());
+    dst.copy_from(params[i]->grad.reshape({-1}));
+  }
+  pp_->all_reduce(buf, par::CollOp::sum).wait();
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const std::int64_t o = off[cat_of_[i]];
+    if (o < 0) continue;
+    Tensor g = params[i]->grad.reshape({-1});
+    g.copy_from(buf.slice0(o, o + g.numel()));
+  }
+}
+
+double Run::grad_norm() {
+  // Per-parameter sums of squares in double, each tied parameter counted by the stage of its first
+  // use, moved exactly to every stage and added in the whole model's order.
+  std::vector<double> sq(cat_.entries.size(), 0.0);
+  const auto& params = ps_->params();
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const Parameter& p = *params[i];
+    if (p.name() != p.init_key) continue;
+    double acc = 0.0;
+    if (p.grad.device() == Device::cpu) {
+      const float* g = p.grad.data<float>();
+      for (std::int64_t e = 0, n = p.grad.numel(); e < n; ++e) acc += static_cast<double>(g[e]) * static_cast<double>(g[e]);
+    } else {
+      Tensor g = p.grad.reshape({-1});
+      acc = static_cast<double>(be_->reduce(be_->mul(g, g), 0, ReduceOp::sum).item());
+    }
+    sq[cat_of_[i]] = acc;
+  }
+  sq = par::combine_disjoint(pp_, sq, be_->device());
+  double total = 0.0;
+  for (double v : sq) total += v;
+  return std::sqrt(total);
 }
 
 void Run::clip(double norm) {
@@ -161,34 +291,40 @@ void Run::clip(double norm) {
   g.copy_from(be_->scale(g, c));
 }
 
-// Mean loss over eval_batches fixed global batches of the validation split (each rank takes its
-// rows, in micro-batches of the training size).
+void Run::average_buffers() {
+  if (!dp_) return;
+  for (auto& b : ps_->buffers())
+    if (b->value.dtype() == DType::f32) dp_->all_reduce(b->value, par::CollOp::avg).wait();
+}
+
+// Mean loss over eval_batches fixed global batches of the validation split, forward-only through
+// the pipeline, each replica taking its rows in micro-batches of the training size.
 double Run::evaluate(std::int64_t step) {
+  average_buffers();
   const data::TokenSpan val = ds_->val();
   data::SamplerConfig sc;
   sc.seq_len = s_.seq_len;
   sc.global_batch = s_.batch_size;
   sc.seed = s_.seed ^ kValSeedMix;
-  sc.dp_rank = rank_;
-  sc.dp_size = ranks_;
+  sc.dp_rank = replica_;
+  sc.dp_size = replicas_;
   data::Sampler sampler(val.size, sc);
-  const std::int64_t mb = s_.batch_size / (ranks_ * s_.grad_accum);
-  double sum = 0.0, count = 0.0;
+  std::vector<MicroBatch> mbs;
   for (std::int64_t i = 0; i < s_.eval_batches; ++i) {
-    const std::vector<std::int64_t> offs = sampler.offsets_at(static_cast<std::uint64_t>(i));
-    for (std::size_t k = 0; k < offs.size(); k += static_cast<std::size_t>(mb)) {
-      std::vector<std::int64_t> rows(offs.begin() + static_cast<std::ptrdiff_t>(k),
-                                     offs.begin() + static_cast<std::ptrdiff_t>(k + static_cast<std::size_t>(mb)));
-      Context ctx = context_at(step, false);
-      ARLossStash st;
-      sum += static_cast<double>(ar_->loss(tokens_tensor(val, rows), Tensor(), false, st, ctx).item());
-      count += 1.0;
-    }
+    std::vector<MicroBatch> part = micro_batches(val, sampler.offsets_at(static_cast<std::uint64_t>(i)), step, i, false);
+    for (auto& m : part) mbs.push_back(std::move(m));
   }
-  const std::vector<double> tot = sum_over_ranks({sum, count});
-  return tot[0] / tot[1];
+  std::vector<MicroState> states;
+  exec_->run(par::make_forward_schedule(stages_, stage_, static_cast<int>(mbs.size())), mbs, states, false, 1.f);
+  const std::vector<double> losses = global_losses(states);
+  double sum = 0.0;
+  for (double l : losses) sum += l;
+  return sum / static_cast<double>(losses.size());
 }
 
+// Generation through replica 0's pipeline: every stage runs the same loop; each token's logits
+// come from the last stage (forward-only through the stages) and are shared with every stage, so
+// all of them sample the same token.
 std::string Run::sample(std::int64_t step) {
   std::vector<std::int64_t> prompt;
   if (!s_.sample_prompt.empty()) {
@@ -200,36 +336,71 @@ std::string Run::sample(std::int64_t step) {
   }
   const std::int64_t keep = std::min<std::int64_t>(static_cast<std::int64_t>(prompt.size()), s_.model.max_seq_len - 1);
   prompt.erase(prompt.begin(), prompt.end() - keep);
-  Context ctx = context_at(step, false);
+  const Context ctx = context_at(step, false);
   GenerateOptions o;
   o.seq_len = s_.sample_len;
   o.temperature = s_.sample_temperature;
   o.filter = s_.sample_filter;
   o.filter_thres = s_.sample_filter_thres;
   o.eos_token = s_.sample_eos;
-  Tensor start = Tensor::from_vector(prompt, {1, keep}, s_.device);
-  const std::vector<std::int64_t> out = ar_->generate(start, Tensor(), o, ctx).to_vector<std::int64_t>();
+  const std::int64_t V = s_.model.num_tokens;
+  auto last_logits = [&](const std::vector<std::int64_t>& xs, const std::vector<std::uint8_t>& ms, std::int64_t B,
+                         std::int64_t w) {
+    Context c = ctx;
+    c.input_mask = Tensor::from_vector(ms, {B, w}, s_.device);
+    Padded p = autopad_inputs(Tensor::from_vector(xs, {B, w}, s_.device), c, mbo_.multiple, 1, /*pad_left=*/true);
+    MicroBatch mb;
+    mb.inputs = p.x;
+    mb.ctx = p.ctx;
+    mb.rows = B;
+    mb.T = w;
+    mb.pad = p.pad;
+    mb.Tp = w + p.pad;
+    Tensor in;
+    if (!stage_model_->first()) {
+      in = Tensor::empty({stage_model_->act_numel(mb)}, DType::f32, s_.device);
+      pp_->recv(in, stage_ - 1, 0).wait();
+    }
+    Tensor last;
+    if (!stage_model_->last()) {
+      MicroState st;
+      Tensor out = stage_model_->forward(mb, in, st, /*backward_follows=*/false, 1.f);
+      pp_->send(out, stage_ + 1, 0).wait();
+      last = Tensor::zeros({B * V}, DType::f32, s_.device);
+    } else {
+      last = be_->narrow(stage_model_->logits(mb, in), 1, w - 1, 1).reshape({B * V});  // [B, 1, V]
+    }
+    if (pp_) pp_->all_reduce(last, par::CollOp::sum).wait();  // only the last stage's values are non-zero
+    return last.to_vector<float>();
+  };
+  const std::vector<std::int64_t> out =
+      generate_tokens(prompt, {}, 1, o, ar_sample_key("", ctx), s_.model.max_seq_len, kPadValue, last_logits, nullptr);
   return printable(prompt) + printable(out);
 }
 
 std::string Run::save(std::int64_t step, std::int64_t tokens_seen, const data::Sampler& sampler) {
-  std::string where;
-  if (lead()) {
-    TrainerState st;
-    st.step = step;
-    st.tokens_seen = tokens_seen;
-    st.sampler_seed = sampler.cursor().seed;
-    st.sampler_step = sampler.cursor().step;
-    st.seed = s_.seed;
-    st.world_size = ranks_;
-    st.config = s_.config_snapshot;
-    const auto t0 = Clock::now();
-    where = save_checkpoint(s_.checkpoint_dir, *ps_, *opt_, st, s_.keep_last);
-    char buf[64];
-    std::snprintf(buf, sizeof buf, " (%.2f s)", seconds_since(t0));
-    say("checkpoint " + where + buf);
-  }
-  barrier();  // no rank runs ahead of a checkpoint being written
+  average_buffers();
+  TrainerState st;
+  st.step = step;
+  st.tokens_seen = tokens_seen;
+  st.sampler_seed = sampler.cursor().seed;
+  st.sampler_step = sampler.cursor().step;
+  st.seed = s_.seed;
+  st.world_size = world_size_;
+  st.stages = stages_;
+  st.replicas = replicas_;
+  st.stage_layers = layers_;
+  st.config = s_.config_snapshot;
+  CheckpointShard shard;
+  shard.stage = stage_;
+  shard.stages = stages_;
+  shard.writer = replica_ == 0;
+  shard.lead = lead();
+  const auto t0 = Clock::now();
+  const std::string where = save_checkpoint(s_.checkpoint_dir, *ps_, *opt_, st, s_.keep_last, shard, world_);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, " (%.2f s)", seconds_since(t0));
+  say("checkpoint " + where + buf);
   return where;
 }
 
@@ -237,7 +408,7 @@ TrainResult Run::run() {
   check_spec();
   be_ = &backend_for(s_.device);
   const std::int64_t B = s_.batch_size, T = s_.seq_len, A = s_.grad_accum;
-  const std::int64_t local = B / ranks_, mb = local / A;
+  const std::int64_t local = B / replicas_, mb = local / A;
 
   // ---- everything that can fail on bad input, before anything is written ----
   ds_ = std::make_unique<data::ByteDataset>(s_.data_path, s_.val_fraction);
@@ -251,35 +422,52 @@ TrainResult Run::run() {
   sc.seq_len = T;
   sc.global_batch = B;
   sc.seed = s_.seed;
-  sc.dp_rank = rank_;
-  sc.dp_size = ranks_;
+  sc.dp_rank = replica_;
+  sc.dp_size = replicas_;
   sc.order = s_.order;
   data::Sampler sampler(ds_->train().size, sc);
 
+  // ---- this stage's part of the model ----
+  layers_ = layers_per_stage(s_);
+  LayerRange range;
+  for (int k = 0; k < stage_; ++k) range.first += layers_[static_cast<std::size_t>(k)];
+  range.last = range.first + layers_[static_cast<std::size_t>(stage_)];
+  cat_ = catalogue_of(s_.model);
   ps_ = std::make_unique<ParamSet>();
-  lm_ = std::make_unique<SinkhornLM>(s_.model, *ps_);
+  stage_model_ = std::make_unique<Stage>(s_.model, *ps_, range);
   ps_->finalize(s_.device, s_.seed);
-  ARConfig arc;
-  arc.pad_value = kPadValue;
-  arc.ignore_index = kIgnoreIndex;
-  arc.pad_left = true;
-  ar_ = std::make_unique<AutoregressiveWrapper>(*lm_, arc);
+  for (const auto& p : ps_->params()) {
+    auto it = cat_.index.find(p->init_key);
+    SK_ASSERT(it != cat_.index.end(), "stage parameter ", p->name(), " (", p->init_key, ") is not in the model");
+    cat_of_.push_back(it->second);
+  }
   opt_ = std::make_unique<AdamW>(*ps_, s_.optim);
+  exec_ = std::make_unique<PipelineExecutor>(*stage_model_, PipelinePeers{pp_, stage_ > 0 ? stage_ - 1 : -1,
+                                                                          last_stage() ? -1 : stage_ + 1});
+  program_ = par::make_schedule(s_.pipeline_schedule, stages_, stage_, static_cast<int>(A));
+  mbo_.pad_value = kPadValue;
+  mbo_.ignore_index = kIgnoreIndex;
+  mbo_.multiple = std::lcm(s_.model.bucket_size, s_.model.kv_bucket_size_v());
 
   TrainResult res;
+  res.stage_layers = layers_;
+  res.stage_params = ps_->numel();
+  res.model_params = cat_.numel;
+  res.theoretical_bubble = par::theoretical_bubble(stages_, static_cast<int>(A));
   std::int64_t step = 0, tokens_seen = 0;
   if (!s_.checkpoint_dir.empty()) {
     const std::optional<std::string> latest = latest_checkpoint(s_.checkpoint_dir);
     if (s_.resume) {
       SK_CHECK(latest, "--resume: checkpoint.dir '", s_.checkpoint_dir, "' holds no checkpoint (no 'latest' file)");
-      const TrainerState st = load_checkpoint(*latest, *ps_, *opt_);
+      const TrainerState st = load_checkpoint(*latest, *ps_, *opt_, cat_.names);
       SK_CHECK(st.seed == s_.seed, "--resume: checkpoint '", *latest, "' was trained with train.seed = ", st.seed,
                ", the config says ", s_.seed, " (resuming needs the same seed)");
       sampler.restore(data::SamplerCursor{st.sampler_seed, st.sampler_step});
       step = st.step;
       tokens_seen = st.tokens_seen;
       say("resumed from " + *latest + " at step " + std::to_string(step) + " (" + std::to_string(tokens_seen) +
-          " tokens seen, saved by " + std::to_string(st.world_size) + " rank(s))");
+          " tokens seen, saved by " + std::to_string(st.stages) + " stage(s) x " + std::to_string(st.replicas) +
+          " replica(s))");
     } else {
       SK_CHECK(!latest, "checkpoint.dir '", s_.checkpoint_dir, "' already holds a run (latest: ",
                latest ? std::filesystem::path(*latest).filename().string() : "",
@@ -292,7 +480,7 @@ TrainResult Run::run() {
     } else {
       std::string file;
       try {
-        file = load_model_weights(s_.init_from, *ps_);
+        file = load_model_weights(s_.init_from, *ps_, cat_.names);
       } catch (const Error& e) {
         throw Error(cat("checkpoint.init_from '", s_.init_from, "': ", e.what()));
       }
@@ -305,15 +493,28 @@ TrainResult Run::run() {
   if (lead() && !s_.log_dir.empty()) log = std::make_unique<MetricsLog>(s_.log_dir, /*append=*/s_.resume);
 
   {
-    char buf[512];
+    char buf[640];
     std::snprintf(buf, sizeof buf,
                   "train %s on %s x %d: %lld params, global batch %lld x %lld tokens (%lld micro-batch(es) of %lld "
-                  "rows per rank), steps %lld, data %s (%lld train / %lld val bytes)",
-                  s_.name.c_str(), std::string(device_name(s_.device)).c_str(), ranks_,
-                  static_cast<long long>(ps_->numel()), static_cast<long long>(B), static_cast<long long>(T),
+                  "rows per replica), steps %lld, data %s (%lld train / %lld val bytes)",
+                  s_.name.c_str(), std::string(device_name(s_.device)).c_str(), world_size_,
+                  static_cast<long long>(cat_.numel), static_cast<long long>(B), static_cast<long long>(T),
                   static_cast<long long>(A), static_cast<long long>(mb), static_cast<long long>(s_.steps),
                   s_.data_path.c_str(), static_cast<long long>(ds_->train().size),
                   static_cast<long long>(ds_->val().size));
+    say(buf);
+    std::string lay;
+    for (std::size_t k = 0; k < layers_.size(); ++k) lay += (k ? ", " : "") + std::to_string(layers_[k]);
+    const std::vector<double> sizes =
+        par::gather_doubles(world_, {static_cast<double>(ps_->numel())}, Device::cpu);  // world rank order
+    std::string per;
+    for (int k = 0; k < stages_; ++k)
+      per += (k ? ", " : "") + std::to_string(static_cast<long long>(sizes[static_cast<std::size_t>(k * replicas_)]));
+    std::snprintf(buf, sizeof buf,
+                  "layout: %d pipeline stage(s) x %d data-parallel replica(s); layers per stage [%s]; parameters per "
+                  "stage [%s]; schedule %s, %lld micro-batch(es), theoretical bubble %.1f%%",
+                  stages_, replicas_, lay.c_str(), per.c_str(), par::schedule_name(s_.pipeline_schedule),
+                  static_cast<long long>(A), 100.0 * res.theoretical_bubble);
     say(buf);
   }
   if (step >= s_.steps) {
@@ -326,26 +527,25 @@ TrainResult Run::run() {
   const auto t_start = Clock::now();
   auto t_interval = Clock::now();
   std::int64_t interval_steps = 0;
-  double interval_loss = 0.0;
+  double interval_loss = 0.0, interval_wait = 0.0, interval_pipe = 0.0, run_wait = 0.0, run_pipe = 0.0;
   const std::int64_t last_step = s_.steps;
+  const float loss_scale = 1.f / static_cast<float>(A);
   for (; step < last_step;) {
     // ---- one optimizer step ----
-    const std::vector<std::int64_t> offs = sampler.next();
-    double loss_sum = 0.0;
-    for (std::int64_t k = 0; k < A; ++k) {
-      std::vector<std::int64_t> rows(offs.begin() + k * mb, offs.begin() + (k + 1) * mb);
-      Context ctx = context_at(step, true);
-      ctx.micro = static_cast<std::uint64_t>(step * B + rank_ * local + k * mb);
-      ARLossStash st;
-      Tensor loss = micro_batch_loss(*ar_, kPadValue, tokens_tensor(ds_->train(), rows), s_.random_truncate, st, ctx);
-      ar_->loss_backward(st, ctx, 1.f / static_cast<float>(A));
-      loss_sum += static_cast<double>(loss.item());
-    }
-    all_reduce_avg(ps_->flat_grads());
-    double loss = loss_sum / static_cast<double>(A);
-    if (dp_) loss = sum_over_ranks({loss})[0] / ranks_;
-    SK_CHECK(std::isfinite(loss), "train: loss is ", loss, " at step ", step + 1, " (diverged; lower train.lr?)");
+    const std::vector<MicroBatch> mbs = micro_batches(ds_->train(), sampler.next(), step, step, true);
+    std::vector<MicroState> states;
+    const PipelineTimes pt = exec_->run(program_, mbs, states, true, loss_scale);
+    interval_wait += pt.wait_s;
+    interval_pipe += pt.total_s;
+    run_wait += pt.wait_s;
+    run_pipe += pt.total_s;
+    const std::vector<double> losses = global_losses(states);
+    double loss = 0.0;
+    for (double l : losses) loss += l;
+    loss /= static_cast<double>(losses.size());
+    sync_gradients();
     const double norm = grad_norm();
+    SK_CHECK(std::isfinite(loss), "train: loss is ", loss, " at step ", step + 1, " (diverged; lower train.lr?)");
     clip(norm);
     const double lr = s_.schedule.lr_at(step);
     opt_->step(s_.schedule.scale_at(step));
@@ -362,6 +562,13 @@ TrainResult Run::run() {
     if (step % s_.log_interval == 0 || final_step) {
       if (s_.device != Device::cpu) be_->synchronize();
       const double dt = seconds_since(t_interval);
+      // Over all ranks: the mean measured bubble and the largest memory.
+      const std::vector<double> bub =
+          par::gather_doubles(world_, {interval_pipe > 0 ? interval_wait / interval_pipe : 0.0}, Device::cpu);
+      double bubble = 0.0;
+      for (double b : bub) bubble += b;
+      bubble /= static_cast<double>(bub.size());
+      const double mem = par::max_doubles(world_, {static_cast<double>(memory_bytes())}, Device::cpu)[0];
       StepMetrics m;
       m.step = step;
       m.total = last_step;
@@ -371,16 +578,26 @@ TrainResult Run::run() {
       m.tokens_per_s = static_cast<double>(interval_steps * B * T) / std::max(dt, 1e-9);
       m.elapsed = seconds_since(t_start);
       m.eta = dt / static_cast<double>(interval_steps) * static_cast<double>(last_step - step);
-      m.memory_bytes = s_.device == Device::cpu ? peak_rss_bytes() : static_cast<std::int64_t>(be_->peak_bytes());
-      say(progress_line(m));
+      m.memory_bytes = static_cast<std::int64_t>(mem);
+      std::string line = progress_line(m);
+      if (stages_ > 1) {
+        char b[96];
+        std::snprintf(b, sizeof b, " | bubble %.1f%% (theory %.1f%%)", 100.0 * bubble, 100.0 * res.theoretical_bubble);
+        line += b;
+      }
+      say(line);
       if (log) {
         nlohmann::ordered_json j = step_metrics_json(m);
         j["tokens_seen"] = tokens_seen;
+        if (stages_ > 1) {
+          j["bubble"] = bubble;
+          j["bubble_theory"] = res.theoretical_bubble;
+        }
         log->write(j);
       }
       t_interval = Clock::now();
       interval_steps = 0;
-      interval_loss = 0.0;
+      interval_loss = interval_wait = interval_pipe = 0.0;
     }
     if (s_.eval_interval > 0 && (step % s_.eval_interval == 0 || final_step)) {
       const double vl = evaluate(step);
@@ -392,11 +609,13 @@ TrainResult Run::run() {
       if (log) log->write(nlohmann::ordered_json{{"step", step}, {"val_loss", vl}, {"elapsed", seconds_since(t_start)}});
     }
     if (s_.sample_interval > 0 && (step % s_.sample_interval == 0 || final_step)) {
-      if (lead()) {
+      if (replica_ == 0) {
         const std::string text = sample(step);
-        res.samples.push_back(text);
-        say("sample step " + std::to_string(step) + ":\n" + text + "\n----");
-        if (log) log->write(nlohmann::ordered_json{{"step", step}, {"sample", text}});
+        if (lead()) {
+          res.samples.push_back(text);
+          say("sample step " + std::to_string(step) + ":\n" + text + "\n----");
+          if (log) log->write(nlohmann::ordered_json{{"step", step}, {"sample", text}});
+        }
       }
     }
     if (!s_.checkpoint_dir.empty() &&
@@ -407,41 +626,25 @@ TrainResult Run::run() {
       res.tokens_seen = tokens_seen;
     }
   }
+  res.bubble = run_pipe > 0 ? run_wait / run_pipe : 0.0;
   return res;
 }
 
 }  // namespace
 
-Tensor micro_batch_loss(AutoregressiveWrapper& ar, std::int64_t pad_value, const Tensor& x,
-                        bool truncate, ARLossStash& st, const Context& c) {
-  if (!truncate) return ar.loss(x, Tensor(), false, st, c);
-  Backend& be = c.backend();
-  const Truncated t = random_truncate(x, Tensor(), pad_value, ar.truncate_key(c, x.dim(0)));
-  const std::int64_t B = t.tokens.dim(0), n = t.tokens.dim(1), T = n - 1;
-  const std::vector<std::int64_t> tok = t.tokens.to_vector<std::int64_t>();
-  const std::vector<std::uint8_t> m = t.mask.to_vector<std::uint8_t>();
-  std::vector<std::int64_t> targets(static_cast<std::size_t>(B * T));
-  for (std::int64_t b = 0; b < B; ++b)
-    for (std::int64_t j = 0; j < T; ++j) {
-      const auto src = static_cast<std::size_t>(b * n + j + 1);
-      targets[static_cast<std::size_t>(b * T + j)] = m[src] ? tok[src] : ar.ignore_index();
-    }
-  st = ARLossStash{};
-  st.B = B;
-  st.T = T;
-  Context lc = c;
-  lc.input_mask = be.narrow(t.mask, 1, 0, T);
-  Tensor logits = ar.padded().forward(be.narrow(t.tokens, 1, 0, T), st.pad, lc);  // [B, T, V]
-  const std::int64_t V = logits.dim(2);
-  st.logits = logits.reshape({B * T, V});
-  st.targets = Tensor::from_vector(targets, {B * T}, x.device());
-  st.ce = be.cross_entropy(st.logits, st.targets, ar.ignore_index());
-  return st.ce.loss;
+TrainResult run_training(const TrainSpec& spec, const TrainComms& comms) {
+  Run r(spec, comms);
+  return r.run();
 }
 
 TrainResult run_training(const TrainSpec& spec, par::Communicator* dp) {
-  Run r(spec, dp);
-  return r.run();
+  SK_CHECK(spec.pipeline_stages == 1, "run_training: ", spec.pipeline_stages,
+           " pipeline stages need the grid's communicators (TrainComms)");
+  TrainComms c;
+  c.world = dp;
+  c.dp = dp;
+  c.replica = dp ? dp->rank() : 0;
+  return run_training(spec, c);
 }
 
 }  // namespace sk

@@ -1,28 +1,43 @@
-// trainer.h — `sinkhorn train`: a real training run of the Sinkhorn LM on byte tokens, one process
-// or data-parallel over a communicator (docs/architecture.md "The job, end to end").
+// trainer.h — `sinkhorn train`: a real training run of the Sinkhorn LM on byte tokens, on one
+// process or a grid of pipeline stages × data-parallel replicas (docs/architecture.md "The job,
+// end to end").
 //
-// One step (global batch B over R data-parallel ranks and A = grad_accum micro-batches):
-//   this rank's B/R sample offsets (data::Sampler, deterministic, resumable), cut into A
-//   micro-batches of b = B/(R*A) rows; for each: tokens [b, T+1] -> AutoregressiveWrapper loss
-//   (mean next-token cross-entropy) with Context{training, seed, step,
-//   micro = global sample id of the micro-batch's first row}, backward scaled by 1/A;
-//   gradient all-reduce (average over ranks) of the flat gradient buffer; global-norm clipping;
-//   AdamW at lr_at(step); zero the gradients.
-// Micro-batch k of rank r holds global samples [r*B/R + k*b, ... + b): the same rows and RNG keys
-// whenever R*A is the same, so a 2-rank run equals a 1-rank run with twice the grad_accum to the
-// last bit of randomness, and equals any layout up to float summation order when the model draws
-// no per-batch randomness (dropout 0).
-// random_truncate (causal models): each micro-batch is first cut by the wrapper's random_truncate
-// (per row a length L in 2 … T, keyed by the wrapper's Philox site and the micro-batch's Context,
-// so it resumes and splits over ranks like dropout), rows left-padded to the longest L; padding
-// positions are masked inputs and never targets (every real byte, 0 included, still is one).
+// Layout: P pipeline stages × R replicas = the world. Stage s holds a contiguous range of layers
+// (trainer/stage.h; the first stage also the embeddings, the last the head and the loss); every
+// rank builds and allocates only its stage's parameters, gradients and AdamW state.
 //
-// Rank 0 prints a progress line every log interval, writes metrics.jsonl, evaluates (validation
-// loss over a fixed set of windows, split over the ranks), prints generated samples and writes
-// checkpoints (trainer/checkpoint/checkpoint.h). --resume continues bit-identically from `latest`.
-// A fresh run with init_from starts from those weights (every parameter and buffer by reference
-// name, e.g. a PyTorch state_dict export) instead of the seeded initialisation; the optimizer
-// state, sampler and step still start fresh.
+// One step (global batch B, A = grad_accum micro-batches per replica, b = B / (R·A) rows each):
+//   replica r takes global samples [r·B/R, (r+1)·B/R) (data::Sampler); micro-batch k holds rows
+//   [r·B/R + k·b, … + b), and every draw of a row is keyed by its global sample id (Context::key),
+//   so the rows and their randomness are the same on every layout with the same b;
+//   the stage runs the schedule's program (parallel/schedule.h, 1F1B or GPipe) through the
+//   pipeline executor (trainer/pipeline.h): forwards and backwards of the A micro-batches, with
+//   activations and gradients sent between neighbouring stages; each micro-batch's loss gradient
+//   is scaled by 1/A;
+//   gradients are averaged over the stage's replicas (one all-reduce of the flat buffer);
+//   weight-tied modules held by several stages have their replicas' gradients summed over the
+//   pipeline;
+//   the global gradient norm is a sum of per-parameter sums of squares taken in the whole model's
+//   parameter order (each tied parameter once), moved exactly between stages, so every layout
+//   computes the same value; a step whose norm or loss is not finite is skipped (no update);
+//   clipping, AdamW at lr_at(step) (PKM value tables at their own lr) on each stage's parameters.
+//   The step's loss is the mean of all R·A micro-batch losses, summed in global order.
+// Same config, same numbers: a pipeline-only layout (R = 1) gives bit-identical losses and
+// parameters to one process; with R > 1 the gradient all-reduce sums in another order (equal up to
+// float rounding, ~1e-7 relative), as does the pipeline sum of tied gradients.
+// random_truncate (causal models): each micro-batch is first cut by the autoregressive wrapper's
+// random truncation (per row a length L in 2 … T keyed by the row's global sample id), rows
+// left-padded to the longest L; padding positions are masked inputs and never targets.
+// PKM BatchNorm normalises each micro-batch (as PyTorch does); its running statistics are averaged
+// over the replicas before every evaluation and checkpoint.
+//
+// Rank 0 prints a progress line every log interval (with the layout, the measured pipeline bubble
+// next to the theoretical one, and the largest memory over all ranks), writes metrics.jsonl,
+// evaluates (forward-only through the pipeline, split over the replicas), prints generated
+// samples (token by token through replica 0's pipeline) and writes checkpoints
+// (trainer/checkpoint/checkpoint.h: one model / optimizer file per stage; any layout resumes any
+// other). --resume continues bit-identically from `latest`. A fresh run with init_from starts from
+// those weights (by reference name); the optimizer state, sampler and step still start fresh.
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -37,6 +52,7 @@
 #include "model/layers/layer.h"
 #include "model/lm/config.h"
 #include "parallel/communicator.h"
+#include "parallel/schedule.h"
 #include "trainer/lr_schedule.h"
 #include "trainer/optimizer.h"
 
@@ -77,9 +93,21 @@ struct TrainSpec {
   bool resume = false;
   std::string init_from;  // fresh runs: load parameters + buffers by reference name from this model.safetensors /
                           // step folder / checkpoint dir before step 1 (load_model_weights); ignored on resume
+  // Pipeline (world = pipeline_stages × replicas; the communicators come with TrainComms)
+  int pipeline_stages = 1;
+  par::ScheduleKind pipeline_schedule = par::ScheduleKind::one_f_one_b;
+  std::vector<std::int64_t> stage_layers;  // layers per stage (sum = depth); empty = balanced (parallel/grid.h)
   // Where
   Device device = Device::cpu;
   nlohmann::json config_snapshot;  // saved in trainer.json
+};
+
+// This rank's place in the grid and its communicators (any may be nullptr when its group has one rank).
+struct TrainComms {
+  par::Communicator* world = nullptr;  // every rank (host values: agreement, metrics)
+  par::Communicator* dp = nullptr;     // the replicas of this rank's stage
+  par::Communicator* pp = nullptr;     // the stages of this rank's replica
+  int stage = 0, replica = 0;
 };
 
 struct TrainResult {
@@ -91,19 +119,20 @@ struct TrainResult {
   std::vector<std::string> samples; // generated texts (rank 0)
   std::int64_t tokens_seen = 0;
   std::string last_checkpoint;      // folder of the last checkpoint written ("" if none)
+  // Layout and measurements of this rank.
+  std::vector<std::int64_t> stage_layers;  // layers per stage
+  std::int64_t stage_params = 0;      // elements of this stage's parameters
+  std::int64_t model_params = 0;      // of the whole model (tied parameters once)
+  double bubble = 0;                  // measured: time waiting for pipeline peers / pipeline time, whole run
+  double theoretical_bubble = 0;      // (P-1)/(M+P-1)
+  std::int64_t skipped_steps = 0;     // steps skipped for a non-finite loss or gradient norm
 };
 
-// The loss of one training micro-batch x i64 [b, T+1] through `ar` (its ignore_index
-// must not be a token id, and its pad_value is `pad_value`): ar.loss(x) without truncation; with
-// `truncate`, the wrapper's random_truncate with the wrapper's own key (ar.truncate_key(c)),
-// the padding masked as inputs and replaced
-// by ignore_index as targets. The backward is ar.loss_backward(st, c, scale) either way.
-Tensor micro_batch_loss(AutoregressiveWrapper& ar, std::int64_t pad_value, const Tensor& x,
-                        bool truncate, ARLossStash& st, const Context& c);
-
-// Runs the training. `dp` is the data-parallel communicator (nullptr or size 1: one process); it
-// must move tensors of spec.device. Throws sk::Error / data::DataError for bad input before
-// writing anything.
+// Runs the training on this rank of the grid (spec.pipeline_stages stages; the communicators move
+// tensors of spec.device, `world` host values). Throws sk::Error / data::DataError for bad input
+// before writing anything.
+TrainResult run_training(const TrainSpec& spec, const TrainComms& comms);
+// One stage, data-parallel over `dp` (nullptr or size 1: one process).
 TrainResult run_training(const TrainSpec& spec, par::Communicator* dp = nullptr);
 
 }  // namespace sk

@@ -150,32 +150,28 @@ void AutoregressiveWrapper::loss_backward(ARLossStash& st, const Context& c, flo
   st = ARLossStash{};
 }
 
-Tensor AutoregressiveWrapper::generate(const Tensor& start, const Tensor& mask, const GenerateOptions& o,
-                                       const Context& c) const {
-  Backend& be = c.backend();
-  SK_CHECK(start.ndim() == 2 && start.dtype() == DType::i64 && start.dim(1) >= 1,
-           "generate: start tokens must be i64 [B, t] with t >= 1, got ", start.str());
-  SK_CHECK(!mask.defined() || (mask.dtype() == DType::u8 && mask.shape() == start.shape()),
-           "generate: mask must be u8 ", shape_str(start.shape()), ", got ", mask.str());
-  SK_CHECK(o.seq_len >= 0, "generate: seq_len must be >= 0, got ", o.seq_len);
-  SK_CHECK(o.temperature > 0.0, "generate: temperature must be > 0, got ", o.temperature);
-  const std::int64_t B = start.dim(0), t0 = start.dim(1), max_len = lm_.config().max_seq_len;
-  std::vector<std::vector<std::int64_t>> toks(static_cast<std::size_t>(B));
-  std::vector<std::vector<std::uint8_t>> msk(static_cast<std::size_t>(B));
-  {
-    std::vector<std::int64_t> s = start.to_vector<std::int64_t>();
-    std::vector<std::uint8_t> m = mask.defined() ? mask.to_vector<std::uint8_t>()
-                                                 : std::vector<std::uint8_t>(static_cast<std::size_t>(B * t0), 1);
-    for (std::int64_t b = 0; b < B; ++b) {
-      toks[static_cast<std::size_t>(b)].assign(s.begin() + b * t0, s.begin() + (b + 1) * t0);
-      msk[static_cast<std::size_t>(b)].assign(m.begin() + b * t0, m.begin() + (b + 1) * t0);
-    }
-  }
+RngKey ar_sample_key(const std::string& lm_prefix, const Context& c) {
   Context ec = c;
   ec.training = false;
-  ec.dcontext = nullptr;
   ec.block = 0;
-  const RngKey key = ec.call_key(id_, kSiteSample);
+  return ec.call_key(layer_id_of(lm_prefix + "#autoregressive"), AutoregressiveWrapper::kSiteSample);
+}
+
+std::vector<std::int64_t> generate_tokens(const std::vector<std::int64_t>& start, const std::vector<std::uint8_t>& mask,
+                                          std::int64_t B, const GenerateOptions& o, RngKey key, std::int64_t max_len,
+                                          std::int64_t pad_value, const LastLogitsFn& last_logits,
+                                          std::int64_t* steps_out) {
+  SK_CHECK(B >= 1 && !start.empty() && start.size() % static_cast<std::size_t>(B) == 0,
+           "generate: start tokens must be [B, t] with B, t >= 1");
+  const std::int64_t t0 = static_cast<std::int64_t>(start.size()) / B;
+  SK_CHECK(mask.empty() || mask.size() == start.size(), "generate: mask must have the start tokens' shape");
+  std::vector<std::vector<std::int64_t>> toks(static_cast<std::size_t>(B));
+  std::vector<std::vector<std::uint8_t>> msk(static_cast<std::size_t>(B));
+  for (std::int64_t b = 0; b < B; ++b) {
+    toks[static_cast<std::size_t>(b)].assign(start.begin() + b * t0, start.begin() + (b + 1) * t0);
+    if (mask.empty()) msk[static_cast<std::size_t>(b)].assign(static_cast<std::size_t>(t0), 1);
+    else msk[static_cast<std::size_t>(b)].assign(mask.begin() + b * t0, mask.begin() + (b + 1) * t0);
+  }
   std::vector<bool> done(static_cast<std::size_t>(B), false);
   std::int64_t steps = 0;
   for (std::int64_t i = 0; i < o.seq_len; ++i) {
@@ -188,16 +184,13 @@ Tensor AutoregressiveWrapper::generate(const Tensor& start, const Tensor& mask, 
         xs[static_cast<std::size_t>(b * w + j)] = toks[static_cast<std::size_t>(b)][static_cast<std::size_t>(off + j)];
         ms[static_cast<std::size_t>(b * w + j)] = msk[static_cast<std::size_t>(b)][static_cast<std::size_t>(off + j)];
       }
-    ec.input_mask = Tensor::from_vector(ms, {B, w}, start.device());
-    AutopadStash st;
-    Tensor logits = pad_.forward(Tensor::from_vector(xs, {B, w}, start.device()), st, ec);  // [B, w, V]
-    const std::int64_t V = logits.dim(2);
-    std::vector<float> last = be.narrow(logits, 1, w - 1, 1).to_vector<float>();  // [B, 1, V]
+    const std::vector<float> last = last_logits(xs, ms, B, w);  // [B, V]
+    const std::int64_t V = static_cast<std::int64_t>(last.size()) / B;
     for (std::int64_t b = 0; b < B; ++b) {
       auto& row_t = toks[static_cast<std::size_t>(b)];
       auto& row_m = msk[static_cast<std::size_t>(b)];
       if (done[static_cast<std::size_t>(b)]) {
-        row_t.push_back(cfg_.pad_value);
+        row_t.push_back(pad_value);
         row_m.push_back(0);
         continue;
       }
@@ -217,6 +210,35 @@ Tensor AutoregressiveWrapper::generate(const Tensor& start, const Tensor& mask, 
   for (std::int64_t b = 0; b < B; ++b)
     for (std::int64_t j = 0; j < steps; ++j)
       out[static_cast<std::size_t>(b * steps + j)] = toks[static_cast<std::size_t>(b)][static_cast<std::size_t>(t0 + j)];
+  if (steps_out) *steps_out = steps;
+  return out;
+}
+
+Tensor AutoregressiveWrapper::generate(const Tensor& start, const Tensor& mask, const GenerateOptions& o,
+                                       const Context& c) const {
+  Backend& be = c.backend();
+  SK_CHECK(start.ndim() == 2 && start.dtype() == DType::i64 && start.dim(1) >= 1,
+           "generate: start tokens must be i64 [B, t] with t >= 1, got ", start.str());
+  SK_CHECK(!mask.defined() || (mask.dtype() == DType::u8 && mask.shape() == start.shape()),
+           "generate: mask must be u8 ", shape_str(start.shape()), ", got ", mask.str());
+  SK_CHECK(o.seq_len >= 0, "generate: seq_len must be >= 0, got ", o.seq_len);
+  SK_CHECK(o.temperature > 0.0, "generate: temperature must be > 0, got ", o.temperature);
+  const std::int64_t B = start.dim(0);
+  Context ec = c;
+  ec.training = false;
+  ec.dcontext = nullptr;
+  ec.block = 0;
+  auto last_logits = [&](const std::vector<std::int64_t>& xs, const std::vector<std::uint8_t>& ms, std::int64_t rows,
+                         std::int64_t w) {
+    ec.input_mask = Tensor::from_vector(ms, {rows, w}, start.device());
+    AutopadStash st;
+    Tensor logits = pad_.forward(Tensor::from_vector(xs, {rows, w}, start.device()), st, ec);  // [B, w, V]
+    return be.narrow(logits, 1, w - 1, 1).to_vector<float>();                                 // [B, 1, V]
+  };
+  std::int64_t steps = 0;
+  const std::vector<std::int64_t> out =
+      generate_tokens(start.to_vector<std::int64_t>(), mask.defined() ? mask.to_vector<std::uint8_t>() : std::vector<std::uint8_t>{},
+                      B, o, ar_sample_key(lm_.prefix(), c), lm_.config().max_seq_len, cfg_.pad_value, last_logits, &steps);
   return Tensor::from_vector(out, {B, steps}, start.device());
 }
 

@@ -15,7 +15,9 @@
 // with mask false), the loop ends when every row has stopped, and top_k keeps at least one logit.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "model/lm/autopad.h"
@@ -59,6 +61,21 @@ Truncated random_truncate(const Tensor& x, const Tensor& mask, std::int64_t pad_
 // built under `lm_prefix` (what AutoregressiveWrapper::truncate_key returns), for callers that
 // truncate without a wrapper (a pipeline stage builds its micro-batches itself).
 RngKey ar_truncate_key(const std::string& lm_prefix, const Context& c, std::int64_t rows);
+
+// The Philox key of generation's sampling (element step·B + row) for an LM built under
+// `lm_prefix`, as AutoregressiveWrapper::generate draws it.
+RngKey ar_sample_key(const std::string& lm_prefix, const Context& c);
+
+// The generation loop of AutoregressiveWrapper::generate with the model behind `last_logits`:
+// called with the current window (tokens i64 and mask u8, row-major [B, w], w <= max_len) it
+// returns the logits of the window's last position, row-major [B, V]. Rows start from `start`
+// ([B, t0] row-major, t0 >= 1) and `mask` (empty: all true); returns the new tokens [B, n].
+using LastLogitsFn = std::function<std::vector<float>(const std::vector<std::int64_t>& tokens,
+                                                      const std::vector<std::uint8_t>& mask, std::int64_t B,
+                                                      std::int64_t w)>;
+std::vector<std::int64_t> generate_tokens(const std::vector<std::int64_t>& start, const std::vector<std::uint8_t>& mask,
+                                          std::int64_t B, const GenerateOptions& o, RngKey key, std::int64_t max_len,
+                                          std::int64_t pad_value, const LastLogitsFn& last_logits, std::int64_t* steps_out);
 
 struct ARLossStash {
   AutopadStash pad;

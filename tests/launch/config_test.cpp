@@ -365,6 +365,62 @@ TEST(ConfigErrors, PrecisionValue) {
   EXPECT_HAS(m, "must be one of");
 }
 
+TEST(RunConfig, ParallelKeys) {
+  const std::string base = std::string(kModel) + kTrain;
+  TempToml d(base);
+  const RunConfig c = load_run_config(d.path);
+  EXPECT_EQ(c.parallel.pipeline_stages, 1);
+  EXPECT_EQ(c.parallel.schedule, "1f1b");
+  EXPECT_TRUE(c.parallel.stage_layers.empty());
+  TempToml f(base + "[parallel]\npipeline_stages = 2\nschedule = \"gpipe\"\nstage_layers = [1, 1]\n");
+  const RunConfig p = load_run_config(f.path);
+  EXPECT_EQ(p.parallel.pipeline_stages, 2);
+  EXPECT_EQ(p.parallel.schedule, "gpipe");
+  EXPECT_EQ(p.parallel.stage_layers, (std::vector<std::int64_t>{1, 1}));
+  EXPECT_EQ(load_run_config(d.path, {"parallel.pipeline_stages=2"}).parallel.pipeline_stages, 2);
+}
+
+TEST(ConfigErrors, ParallelRules) {
+  const std::string base = std::string(kModel) + kTrain;  // depth 2
+  std::string m = run_error(base + "[parallel]\npipeline_stages = 3\n");
+  EXPECT_HAS(m, "[parallel]: pipeline_stages = 3: must be <= model.depth = 2");
+  m = run_error(base + "[parallel]\npipeline_stages = 0\n");
+  EXPECT_HAS(m, "[parallel]: pipeline_stages = 0: must be >= 1");
+  m = run_error(base + "[parallel]\nschedule = \"zb1p\"\n");
+  EXPECT_HAS(m, "[parallel]: schedule = \"zb1p\": must be one of \"1f1b\", \"gpipe\"");
+  m = run_error(base + "[parallel]\npipeline_stages = 2\nstage_layers = [2]\n");
+  EXPECT_HAS(m, "[parallel]: stage_layers = [2]: needs one entry per pipeline stage (pipeline_stages = 2), got 1");
+  m = run_error(base + "[parallel]\npipeline_stages = 2\nstage_layers = [2, 1]\n");
+  EXPECT_HAS(m, "[parallel]: stage_layers = [2, 1]: must sum to model.depth = 2, got 3");
+  m = run_error(base + "[parallel]\npipeline_stages = 2\nstage_layers = [2, 0]\n");
+  EXPECT_HAS(m, "every stage needs at least one layer");
+  m = run_error(base + "[parallel]\nstages = 2\n");
+  EXPECT_HAS(m, "[parallel]: stages = 2: unknown key");
+  m = run_error(base, {"parallel.pipeline_stages=4"});
+  EXPECT_HAS(m, "[parallel]: pipeline_stages = 4: must be <= model.depth = 2");
+  // The world size must be a multiple of the stages (checked by `sinkhorn train` with its rank count).
+  TempToml f(base + "[data]\npath = \"x.txt\"\n[parallel]\npipeline_stages = 2\n");
+  const RunConfig c = load_run_config(f.path);
+  try {
+    validate_for_training(c, 3);
+    ADD_FAILURE() << "3 ranks accepted for 2 stages";
+  } catch (const Error& e) {
+    EXPECT_HAS(std::string(e.what()), "[parallel]: pipeline_stages = 2: must divide the number of ranks (3)");
+  }
+  EXPECT_NO_THROW(validate_for_training(c, 4));
+  try {
+    validate_for_training(load_run_config(f.path, {"train.batch_size=6"}), 4);  // 2 replicas x grad_accum 1: fine
+  } catch (const Error& e) {
+    ADD_FAILURE() << e.what();
+  }
+  try {
+    validate_for_training(load_run_config(f.path, {"train.batch_size=6", "train.grad_accum=2"}), 4);
+    ADD_FAILURE() << "batch 6 accepted for 2 replicas x 2 micro-batches";
+  } catch (const Error& e) {
+    EXPECT_HAS(std::string(e.what()), "data-parallel replicas (2) * grad_accum (2) = 4");
+  }
+}
+
 TEST(Overrides, ErrorsNameTheOverride) {
   std::string m = run_error(std::string(kModel) + kTrain, {"train.batch_size=2.5"});
   EXPECT_HAS(m, "[train]: batch_size = 2.5 (from --set train.batch_size=2.5): expected an integer");

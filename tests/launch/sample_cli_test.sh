@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `sinkhorn sample` end to end: a tiny `sinkhorn train` run (the --set list of
 # tests/trainer/train_cli_test.sh), then sampling from its checkpoint dir / step folder /
-# model.safetensors: prompt first, prompt + len bytes, --eos, same seed -> same text, another seed ->
+# a single model file: prompt first, prompt + len bytes, --eos, same seed -> same text, another seed ->
 # another text; bad input -> one line "sinkhorn: error: ..." and exit 1. Also checkpoint.init_from
 # through the CLI (a fresh run's log line, and ignored with --resume).
 # Usage: sample_cli_test.sh SINKHORN SOURCE_DIR
@@ -30,7 +30,7 @@ prompt="ROMEO: "
 "$bin" sample "$cfg" "${model[@]}" --weights ck/step-00000003 --prompt "$prompt" --len 20 --seed 1 > s2.txt 2>> err_sample.txt \
   || fail "sample from the step folder"
 cmp -s s1.txt s2.txt || fail "same seed, different text (step folder)"
-"$bin" sample "$cfg" "${model[@]}" --weights ck/step-00000003/model.safetensors --prompt "$prompt" --len 20 --seed 1 \
+"$bin" sample "$cfg" "${model[@]}" --weights ck/step-00000003/model-stage-0-of-1.safetensors --prompt "$prompt" --len 20 --seed 1 \
   --filter top_p --thres 0.5 --temperature 0.8 > s3.txt 2>> err_sample.txt || fail "sample from the file"
 [ "$(wc -c < s3.txt)" = $(( ${#prompt} + 20 )) ] || fail "top_p: wrong length"
 "$bin" sample "$cfg" "${model[@]}" --weights ck --prompt "$prompt" --len 20 --seed 2 > s4.txt 2>> err_sample.txt || fail "seed 2"
@@ -56,8 +56,8 @@ check_err() {  # expected-substring args...
 check_err "--weights nowhere" "${model[@]}" --weights nowhere
 check_err "no such file or folder" "${model[@]}" --weights nowhere
 check_err "has shape" "${model[@]}" --set model.dim=48 --weights ck
-check_err "model.safetensors" "${model[@]}" --set model.dim=48 --weights ck
-check_err "neither a 'latest' file nor model.safetensors" "${model[@]}" --weights .
+check_err "step-00000003" "${model[@]}" --set model.dim=48 --weights ck
+check_err "neither a 'latest' file nor index.json" "${model[@]}" --weights .
 check_err "--filter top_z: expected top_k or top_p" "${model[@]}" --weights ck --filter top_z
 check_err "--thres 1: must be in (0, 1)" "${model[@]}" --weights ck --thres 1
 check_err "--temperature 0: must be > 0" "${model[@]}" --weights ck --temperature 0
@@ -71,7 +71,7 @@ check_err "bad.safetensors" "${model[@]}" --weights bad.safetensors
 # 4. checkpoint.init_from: a fresh run loads, a resumed run says it ignores it, a bad file is one line.
 "$bin" train "$cfg" "${tiny[@]}" --set checkpoint.dir=ck2 --set checkpoint.init_from=ck > t2.txt 2>&1 \
   || { cat t2.txt; fail "init_from run failed"; }
-grep -q "^initialised parameters from ck/step-00000003/model.safetensors" t2.txt || { cat t2.txt; fail "no init line"; }
+grep -q "^initialised parameters from ck/step-00000003$" t2.txt || { cat t2.txt; fail "no init line"; }
 "$bin" train "$cfg" "${tiny[@]}" --set checkpoint.dir=ck2 --set checkpoint.init_from=ck --set train.steps=4 --resume \
   > t3.txt 2>&1 || { cat t3.txt; fail "resume failed"; }
 grep -q "checkpoint.init_from 'ck' ignored: --resume" t3.txt || { cat t3.txt; fail "no 'ignored' line"; }

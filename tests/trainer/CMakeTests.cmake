@@ -19,3 +19,12 @@ if(TARGET sinkhorn)
                                   ${PROJECT_SOURCE_DIR} ${MPIEXEC_EXECUTABLE})
   set_tests_properties(train_cli PROPERTIES LABELS "trainer;launch;multirank" TIMEOUT 600 ENVIRONMENT "OMP_NUM_THREADS=1")
 endif()
+
+# Pipeline stages x replicas over real mpirun ranks (up to 4, oversubscribed): topology invariance
+# against the one-process run and resharding across layouts (tests/trainer/pipeline_layouts_test.sh).
+if(TARGET sinkhorn)
+  add_test(NAME pipeline_layouts COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/pipeline_layouts_test.sh $<TARGET_FILE:sinkhorn>
+                                         ${PROJECT_SOURCE_DIR} ${MPIEXEC_EXECUTABLE})
+  set_tests_properties(pipeline_layouts PROPERTIES LABELS "trainer;multirank" TIMEOUT 900 ENVIRONMENT "OMP_NUM_THREADS=1"
+                       RUN_SERIAL TRUE)
+endif()

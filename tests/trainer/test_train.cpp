@@ -20,6 +20,7 @@
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/lr_schedule.h"
 #include "trainer/metrics.h"
+#include "trainer/stage.h"
 
 namespace sk {
 namespace {
@@ -156,12 +157,12 @@ TEST(Train, ResumeIsBitIdentical) {
     EXPECT_EQ(full.losses[static_cast<std::size_t>(i + 4)], second.losses[static_cast<std::size_t>(i)]) << i;
   }
   EXPECT_EQ(full.tokens_seen, second.tokens_seen);
-  for (const char* f : {"model.safetensors", "optim-rank-0000-of-0001.safetensors"})
+  for (const char* f : {"model-stage-0-of-1.safetensors", "optim-stage-0-of-1.safetensors"})
     EXPECT_EQ(test::max_abs_diff(s.checkpoint_dir + "/step-00000008/" + f, a.checkpoint_dir + "/step-00000008/" + f), 0.0)
         << f;
 
   // Layout: step folders, latest, the four files, index entries with checksums.
-  for (const char* f : {"model.safetensors", "optim-rank-0000-of-0001.safetensors", "trainer.json", "index.json"})
+  for (const char* f : {"model-stage-0-of-1.safetensors", "optim-stage-0-of-1.safetensors", "trainer.json", "index.json"})
     EXPECT_TRUE(fs::exists(s.checkpoint_dir + "/step-00000004/" + f)) << f;
   std::ifstream latest(s.checkpoint_dir + "/latest");
   std::string name;
@@ -170,7 +171,7 @@ TEST(Train, ResumeIsBitIdentical) {
   std::ifstream idx(s.checkpoint_dir + "/step-00000008/index.json");
   const auto index = nlohmann::json::parse(idx);
   const auto& emb = index.at("tensors").at("to_token_emb.weight");
-  EXPECT_EQ(emb.at("file"), "model.safetensors");
+  EXPECT_EQ(emb.at("file"), "model-stage-0-of-1.safetensors");
   EXPECT_EQ(emb.at("dtype"), "F32");
   EXPECT_EQ(emb.at("shape"), nlohmann::json({256, 32}));
   EXPECT_EQ(emb.at("crc32").get<std::string>().size(), 8u);
@@ -181,6 +182,9 @@ TEST(Train, ResumeIsBitIdentical) {
   EXPECT_EQ(trainer.at("step"), 8);
   EXPECT_EQ(trainer.at("sampler").at("step"), 8);
   EXPECT_EQ(trainer.at("world_size"), 1);
+  EXPECT_EQ(trainer.at("layout").at("pipeline_stages"), 1);
+  EXPECT_EQ(trainer.at("layout").at("stage_layers"), nlohmann::json({1}));
+  EXPECT_EQ(index.at("files").at("model-stage-0-of-1.safetensors").at("kind"), "model");
   fs::remove_all(root);
 }
 
@@ -205,7 +209,7 @@ TEST(Train, CorruptCheckpointIsRefused) {
   s.steps = 2;
   s.checkpoint_dir = root;
   run_training(s);
-  const std::string model = root + "/step-00000002/model.safetensors";
+  const std::string model = root + "/step-00000002/model-stage-0-of-1.safetensors";
   {
     std::fstream f(model, std::ios::in | std::ios::out | std::ios::binary);
     f.seekg(-5, std::ios::end);
@@ -220,7 +224,7 @@ TEST(Train, CorruptCheckpointIsRefused) {
   r.steps = 4;
   r.resume = true;
   const std::string m = error_of([&] { run_training(r); });
-  EXPECT_NE(m.find("model.safetensors"), std::string::npos) << m;
+  EXPECT_NE(m.find("model-stage-0-of-1.safetensors' tensor "), std::string::npos) << m;
   EXPECT_NE(m.find("checksum mismatch"), std::string::npos) << m;
   EXPECT_FALSE(fs::exists(root + "/step-00000004"));
   EXPECT_EQ(fs::last_write_time(model), before);
@@ -264,15 +268,15 @@ TEST(Train, InitFromLoadsWeightsByName) {
   a.steps = 3;
   a.checkpoint_dir = root + "/a";
   const TrainResult ra = run_training(a);
-  const std::string model_file = ra.last_checkpoint + "/model.safetensors";
+  const std::string model_file = ra.last_checkpoint + "/model-stage-0-of-1.safetensors";
   ASSERT_TRUE(fs::exists(model_file));
 
-  // The loader (checkpoint dir -> latest -> model.safetensors): byte-for-byte the same tensors.
+  // The loader (checkpoint dir -> latest -> its model files, or one file): byte-for-byte the same tensors.
   for (const std::string& src : {a.checkpoint_dir, ra.last_checkpoint, model_file}) {
     ParamSet ps;
     SinkhornLM lm(a.model, ps);
     ps.finalize(Device::cpu, /*seed=*/99);
-    EXPECT_EQ(load_model_weights(src, ps), model_file);
+    EXPECT_EQ(load_model_weights(src, ps), src == model_file ? model_file : ra.last_checkpoint);
     const std::string copy = root + "/copy.safetensors";
     save_params_file(copy, ps, /*with_aliases=*/true, {{"format", "pt"}});
     std::ifstream f1(model_file, std::ios::binary), f2(copy, std::ios::binary);
@@ -315,7 +319,7 @@ TEST(Train, InitFromLoadsWeightsByName) {
     ctx.micro = 0;
     ARLossStash st;
     const double want = static_cast<double>(
-        micro_batch_loss(ar, 0, Tensor::from_vector(tb.tokens, {tb.rows, tb.cols}), false, st, ctx).item());
+        ar.loss(Tensor::from_vector(tb.tokens, {tb.rows, tb.cols}), Tensor(), false, st, ctx).item());
     EXPECT_NEAR(rb.losses[0], want, 1e-6);
   }
   // Without init_from the same run starts elsewhere.
@@ -331,7 +335,7 @@ TEST(Train, InitFromLoadsWeightsByName) {
   const std::string m = error_of([&] { run_training(w); });
   EXPECT_NE(m.find("checkpoint.init_from"), std::string::npos) << m;
   EXPECT_NE(m.find("has shape"), std::string::npos) << m;
-  EXPECT_NE(m.find("model.safetensors"), std::string::npos) << m;
+  EXPECT_NE(m.find(ra.last_checkpoint), std::string::npos) << m;
   EXPECT_EQ(m.find('\n'), std::string::npos) << m;
   EXPECT_FALSE(fs::exists(w.checkpoint_dir));
   w = b;
@@ -397,16 +401,17 @@ TEST(Train, RandomTruncateAndTopPEosSampling) {
             std::string::npos);
 }
 
-// The trainer's truncated micro-batch loss draws the wrapper's own lengths: on data without byte 0,
-// a wrapper whose ignore_index is its pad value (padding ignored) gives the same loss and gradients.
-TEST(Train, TruncatedMicroBatchLossMatchesTheWrapper) {
-  const TrainSpec s = tiny_spec();
+// A stage's micro-batch (trainer/stage.h: prepare_micro_batch + Stage on the whole model) against
+// the autoregressive wrapper: with random truncation it draws the wrapper's own lengths, and on
+// data without byte 0 a wrapper whose ignore_index is its pad value (padding ignored) gives the
+// same loss and gradients; without truncation, the wrapper's plain loss.
+TEST(Train, StageMicroBatchMatchesTheWrapper) {
+  TrainSpec s = tiny_spec();
+  s.model.depth = 2;
   ParamSet ps;
-  SinkhornLM lm(s.model, ps);
+  Stage stage(s.model, ps, LayerRange{});
   ps.finalize(Device::cpu, 3);
-  ARConfig trainer_cfg;
-  trainer_cfg.ignore_index = -100;
-  AutoregressiveWrapper trainer_ar(lm, trainer_cfg), pad_ignoring_ar(lm, ARConfig{});
+  AutoregressiveWrapper pad_ignoring_ar(stage.lm(), ARConfig{});
   const std::int64_t B = 4, n = 33;
   std::vector<std::int64_t> xs(static_cast<std::size_t>(B * n));
   for (std::size_t i = 0; i < xs.size(); ++i) xs[i] = 1 + static_cast<std::int64_t>((i * 37 + 11) % 255);
@@ -417,31 +422,37 @@ TEST(Train, TruncatedMicroBatchLossMatchesTheWrapper) {
   c.seed = 5;
   c.step = 2;
   c.micro = 8;
-
-  ARLossStash sa, sb;
-  const float la = micro_batch_loss(trainer_ar, 0, x, true, sa, c).item();
-  const float lb = pad_ignoring_ar.loss(x, Tensor(), true, sb, c).item();
-  EXPECT_EQ(sa.T, sb.T);
-  EXPECT_LT(sa.T, n - 1);  // some truncation happened (lengths drawn from 2 … 32 for 4 rows)
-  EXPECT_NEAR(la, lb, 1e-6);
-  ARLossStash su;
-  EXPECT_NE(micro_batch_loss(trainer_ar, 0, x, false, su, c).item(), la);
-  su = ARLossStash{};
-
-  ps.zero_grad();
-  trainer_ar.loss_backward(sa, c, 1.f);
-  const std::vector<float> ga = ps.flat_grads().to_vector<float>();
-  ps.zero_grad();
-  pad_ignoring_ar.loss_backward(sb, c, 1.f);
-  const std::vector<float> gb = ps.flat_grads().to_vector<float>();
-  ASSERT_EQ(ga.size(), gb.size());
-  double diff = 0, norm = 0;
-  for (std::size_t i = 0; i < ga.size(); ++i) {
-    diff = std::max(diff, static_cast<double>(std::abs(ga[i] - gb[i])));
-    norm += static_cast<double>(ga[i]) * ga[i];
+  MicroBatchOptions o;
+  o.truncate = true;
+  o.multiple = s.model.bucket_size;
+  for (const bool truncate : {true, false}) {
+    o.truncate = truncate;
+    const MicroBatch mb = prepare_micro_batch(xs, B, n, o, c);
+    if (truncate) {
+      EXPECT_LT(mb.T, n - 1);  // some truncation happened (lengths drawn from 2 … 32 for 4 rows)
+      EXPECT_GT(mb.pad, 0);    // and the rows were left-padded to a bucket multiple
+    }
+    MicroState st;
+    ps.zero_grad();
+    stage.forward(mb, Tensor(), st, true, 1.f);
+    stage.backward(mb, Tensor(), st);
+    const std::vector<float> ga = ps.flat_grads().to_vector<float>();
+    ARLossStash sb;
+    ps.zero_grad();
+    const float lb = pad_ignoring_ar.loss(x, Tensor(), truncate, sb, c).item();
+    EXPECT_EQ(sb.T, mb.T);
+    pad_ignoring_ar.loss_backward(sb, c, 1.f);
+    const std::vector<float> gb = ps.flat_grads().to_vector<float>();
+    EXPECT_NEAR(st.loss, lb, 1e-6) << truncate;
+    ASSERT_EQ(ga.size(), gb.size());
+    double diff = 0, norm = 0;
+    for (std::size_t i = 0; i < ga.size(); ++i) {
+      diff = std::max(diff, static_cast<double>(std::abs(ga[i] - gb[i])));
+      norm += static_cast<double>(ga[i]) * ga[i];
+    }
+    EXPECT_GT(norm, 0.0);
+    EXPECT_LT(diff, 1e-6) << truncate;
   }
-  EXPECT_GT(norm, 0.0);
-  EXPECT_LT(diff, 1e-6);
 }
 
 }  // namespace

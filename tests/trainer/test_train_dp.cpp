@@ -62,8 +62,8 @@ TEST_F(TrainDP, TwoRanksEqualOneRank) {
     for (std::size_t i = 0; i < 6; ++i) EXPECT_NEAR(dp.losses[i], r1.losses[i], 2e-4) << i;
     ASSERT_EQ(dp.val_losses.size(), 1u);
     EXPECT_NEAR(dp.val_losses[0], r1.val_losses[0], 2e-4);
-    EXPECT_LT(test::max_abs_diff(s.checkpoint_dir + "/step-00000006/model.safetensors",
-                                 one.checkpoint_dir + "/step-00000006/model.safetensors"),
+    EXPECT_LT(test::max_abs_diff(s.checkpoint_dir + "/step-00000006/model-stage-0-of-1.safetensors",
+                                 one.checkpoint_dir + "/step-00000006/model-stage-0-of-1.safetensors"),
               2e-4);
 
     TrainSpec oned = d;
@@ -71,8 +71,8 @@ TEST_F(TrainDP, TwoRanksEqualOneRank) {
     oned.checkpoint_dir = root + "/one_dropout";
     const TrainResult r1d = run_training(oned);
     for (std::size_t i = 0; i < 6; ++i) EXPECT_NEAR(dpd.losses[i], r1d.losses[i], 2e-4) << i;
-    EXPECT_LT(test::max_abs_diff(d.checkpoint_dir + "/step-00000006/model.safetensors",
-                                 oned.checkpoint_dir + "/step-00000006/model.safetensors"),
+    EXPECT_LT(test::max_abs_diff(d.checkpoint_dir + "/step-00000006/model-stage-0-of-1.safetensors",
+                                 oned.checkpoint_dir + "/step-00000006/model-stage-0-of-1.safetensors"),
               2e-4);
   }
   g_world->barrier();

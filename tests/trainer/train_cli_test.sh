@@ -26,13 +26,13 @@ grep -q "^ROMEO:" out1.txt || fail "no sample"
 [ "$(grep -c '"loss"' runs/tinyshakespeare/metrics.jsonl)" = 3 ] || fail "metrics.jsonl: expected 3 step records"
 ck=runs/tinyshakespeare/checkpoints
 [ "$(cat $ck/latest)" = step-00000006 ] || fail "latest is '$(cat $ck/latest)'"
-for f in model.safetensors optim-rank-0000-of-0001.safetensors trainer.json index.json; do
+for f in model-stage-0-of-1.safetensors optim-stage-0-of-1.safetensors trainer.json index.json; do
   [ -f $ck/step-00000006/$f ] || fail "missing $ck/step-00000006/$f"
 done
 [ -d $ck/step-00000003 ] || fail "missing step-00000003"
 
 # 2. Running again without --resume is refused; nothing changes.
-sum=$(md5sum $ck/step-00000006/model.safetensors)
+sum=$(md5sum $ck/step-00000006/model-stage-0-of-1.safetensors)
 "$bin" train "$cfg" "${tiny[@]}" > out2.txt 2>&1 && fail "a second fresh run into the same checkpoint.dir succeeded"
 strip_notice out2.txt
 [ "$(wc -l < out2.txt)" = 1 ] || { cat out2.txt; fail "error is not one line"; }
@@ -43,15 +43,15 @@ grep -q "already holds a run" out2.txt || { cat out2.txt; fail "wrong error"; }
 grep -q "resumed from .*step-00000006 at step 6" out3.txt || { cat out3.txt; fail "no resume line"; }
 grep -q "^step 8/8" out3.txt || fail "resume did not reach step 8"
 [ "$(cat $ck/latest)" = step-00000008 ] || fail "latest after resume"
-[ "$(md5sum $ck/step-00000006/model.safetensors)" = "$sum" ] || fail "step-00000006 changed"
+[ "$(md5sum $ck/step-00000006/model-stage-0-of-1.safetensors)" = "$sum" ] || fail "step-00000006 changed"
 
 # 4. A corrupt checkpoint: one line naming the file, exit 1, nothing written.
-printf '\x13' | dd of=$ck/step-00000008/model.safetensors bs=1 seek=2000 conv=notrunc 2>/dev/null
+printf '\x13' | dd of=$ck/step-00000008/model-stage-0-of-1.safetensors bs=1 seek=2000 conv=notrunc 2>/dev/null
 "$bin" train "$cfg" "${tiny[@]}" --set train.steps=10 --resume > out4.txt 2>&1; rc=$?
 [ $rc = 1 ] || fail "corrupt checkpoint: exit $rc"
 strip_notice out4.txt
 [ "$(wc -l < out4.txt)" = 1 ] || { cat out4.txt; fail "error is not one line"; }
-grep -q "model.safetensors.*checksum mismatch" out4.txt || { cat out4.txt; fail "wrong error"; }
+grep -q "model-stage-0-of-1.safetensors.*checksum mismatch" out4.txt || { cat out4.txt; fail "wrong error"; }
 [ "$(cat $ck/latest)" = step-00000008 ] || fail "latest changed"
 
 # 5. Bad keys and values, missing data file: one line, exit 1.
@@ -74,7 +74,8 @@ check_err "[model]: num_tokens = 100: must be >= 256" --set model.num_tokens=100
 if command -v "$mpiexec" > /dev/null; then
   "$mpiexec" --allow-run-as-root --oversubscribe -np 2 "$bin" train "$cfg" "${tiny[@]}" \
       --set checkpoint.dir=dp/ck --set log.dir=dp > out6.txt 2>&1 || { cat out6.txt; fail "mpirun -np 2 exited $?"; }
-  grep -q "data parallel: 2 ranks, mpi communicator" out6.txt || { cat out6.txt; fail "no DP line"; }
+  grep -q "grid: 2 ranks = 1 pipeline stage(s) x 2 data-parallel replica(s), mpi communicators" out6.txt \
+    || { cat out6.txt; fail "no grid line"; }
   [ "$(grep -c '^step 6/6' out6.txt)" = 1 ] || { cat out6.txt; fail "expected one progress line per interval"; }
   [ "$(cat dp/ck/latest)" = step-00000006 ] || fail "DP checkpoint"
   grep -q '"world_size": 2' dp/ck/step-00000006/trainer.json || fail "trainer.json world_size"
@@ -92,6 +93,6 @@ PY
   "$mpiexec" --allow-run-as-root --oversubscribe -np 2 "$bin" train "$cfg" "${tiny[@]}" --set train.batch_size=3 \
       --set checkpoint.dir=dp/ck2 > out7.txt 2>&1; rc=$?
   [ $rc != 0 ] || fail "mpirun with a bad batch size succeeded"
-  grep -q "batch_size = 3: must be divisible by ranks (2)" out7.txt || { cat out7.txt; fail "wrong DP error"; }
+  grep -q "batch_size = 3: must be divisible by data-parallel replicas (2)" out7.txt || { cat out7.txt; fail "wrong DP error"; }
 fi
 echo "train CLI: ok"

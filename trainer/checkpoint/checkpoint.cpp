@@ -15,21 +15,30 @@
 #include <vector>
 
 #include "model/core/error.h"
+#include "parallel/host_values.h"
 #include "trainer/checkpoint/safetensors.h"
 
 namespace sk {
 namespace fs = std::filesystem;
 namespace {
 
-constexpr const char* kModelFile = "model.safetensors";
+constexpr const char* kLegacyModelFile = "model.safetensors";  // format version 1
 constexpr const char* kTrainerFile = "trainer.json";
 constexpr const char* kIndexFile = "index.json";
-constexpr int kFormatVersion = 1;
+constexpr int kFormatVersion = 2;  // 1: one model.safetensors + optim-rank-0000-of-0001 (still loaded)
 
-std::string optim_file_name(int shard, int shards) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "optim-rank-%04d-of-%04d.safetensors", shard, shards);
+std::string stage_file_name(const char* kind, int stage, int stages) {
+  char buf[80];
+  std::snprintf(buf, sizeof buf, "%s-stage-%d-of-%d.safetensors", kind, stage, stages);
   return buf;
+}
+
+// "model" / "optim" / "trainer": what a checkpoint file holds (from its name; version 1 files too).
+std::string file_kind(const std::string& name) {
+  if (name.rfind("model", 0) == 0) return "model";
+  if (name.rfind("optim", 0) == 0) return "optim";
+  if (name == kTrainerFile) return "trainer";
+  return "other";
 }
 
 std::string read_bytes(const fs::path& p) {
@@ -100,7 +109,7 @@ void index_safetensors(const fs::path& folder, const std::string& file, nlohmann
     t["crc32"] = hex32(crc32(bytes.data() + b, e - b));
     tensors[it.key()] = t;
   }
-  files[file] = {{"bytes", bytes.size()}, {"crc32", hex32(crc32(bytes.data(), bytes.size()))}};
+  files[file] = {{"kind", file_kind(file)}, {"bytes", bytes.size()}, {"crc32", hex32(crc32(bytes.data(), bytes.size()))}};
 }
 
 nlohmann::json parse_json_file(const fs::path& p) {
@@ -160,80 +169,236 @@ std::string checkpoint_dir_name(std::int64_t step) {
   return buf;
 }
 
-std::string save_checkpoint(const std::string& dir_s, ParamSet& ps, AdamW& opt, const TrainerState& state,
-                            std::int64_t keep_last) {
-  const fs::path dir(dir_s);
-  const std::string name = checkpoint_dir_name(state.step);
-  const fs::path tmp = dir / (name + ".tmp"), final_dir = dir / name;
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  SK_CHECK(!ec, "checkpoint.dir '", dir_s, "': cannot create the folder: ", ec.message());
-  fs::remove_all(tmp, ec);  // a leftover of an interrupted write
-  SK_CHECK(!ec, "checkpoint: cannot remove the leftover '", tmp.string(), "': ", ec.message());
-  fs::create_directory(tmp, ec);
-  SK_CHECK(!ec, "checkpoint: cannot create '", tmp.string(), "': ", ec.message());
 
-  // Model: parameters by every reference name, plus buffers.
-  write_safetensors((tmp / kModelFile).string(), params_by_name(ps, /*with_aliases=*/true, /*with_buffers=*/true),
-                    {{"format", "pt"}});
+namespace {
 
-  // Optimizer state by primary parameter name.
+// ---- agreement over the world: a failure on any rank fails the phase everywhere ----
+// Runs `fn` (on the ranks for which `active`), then agrees: if any rank failed, every rank throws
+// (the failing ones their own error, the others one naming the phase).
+template <class Fn>
+void phase(par::Communicator* world, bool active, const char* what, Fn&& fn) {
+  std::string error;
+  if (active) {
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+  const double failed = par::max_doubles(world, {error.empty() ? 0.0 : 1.0}, Device::cpu)[0];
+  if (!error.empty()) throw Error(error);
+  SK_CHECK(failed == 0.0, "checkpoint: ", what, " failed on another rank (see its error); nothing was saved");
+}
+
+// The model tensors of this stage: every parameter under every name + the buffers.
+TensorMap model_tensors(ParamSet& ps) { return params_by_name(ps, /*with_aliases=*/true, /*with_buffers=*/true); }
+
+// The optimizer state of this stage by layout-independent name; a tied replica only on the stage
+// of its first use (there its primary name is its init_key).
+TensorMap optim_tensors(ParamSet& ps, AdamW& opt) {
   TensorMap optim;
   Tensor m = opt.exp_avg().reshape({-1}), v = opt.exp_avg_sq().reshape({-1});
   for (const auto& p : ps.params()) {
+    if (p->name() != p->init_key) continue;
     const std::int64_t n = shape_numel(p->shape);
-    optim["exp_avg." + p->name()] = m.slice0(p->offset, p->offset + n).reshape(p->shape);
-    optim["exp_avg_sq." + p->name()] = v.slice0(p->offset, p->offset + n).reshape(p->shape);
+    optim["exp_avg." + p->init_key] = m.slice0(p->offset, p->offset + n).reshape(p->shape);
+    optim["exp_avg_sq." + p->init_key] = v.slice0(p->offset, p->offset + n).reshape(p->shape);
   }
   optim["step"] = Tensor::from_vector(std::vector<std::int64_t>{opt.steps_taken()}, {1});
-  const std::string optim_file = optim_file_name(0, 1);
-  write_safetensors((tmp / optim_file).string(), optim, {{"step", std::to_string(opt.steps_taken())}});
+  return optim;
+}
 
-  // trainer.json
-  nlohmann::ordered_json tj;
-  tj["format_version"] = kFormatVersion;
-  tj["step"] = state.step;
-  tj["tokens_seen"] = state.tokens_seen;
-  tj["sampler"] = {{"seed", state.sampler_seed}, {"step", state.sampler_step}};
-  tj["seed"] = state.seed;
-  tj["world_size"] = state.world_size;
-  tj["optimizer_shards"] = 1;
-  tj["config"] = state.config;
-  write_synced(tmp / kTrainerFile, tj.dump(2) + "\n");
+// ---- reading by index ----
+struct Entry {
+  std::string file, dtype;
+  Shape shape;
+  std::uint64_t begin = 0, end = 0;
+  std::string crc;
+};
 
-  // index.json
-  nlohmann::ordered_json tensors = nlohmann::ordered_json::object(), files = nlohmann::ordered_json::object();
-  index_safetensors(tmp, kModelFile, tensors, files);
-  index_safetensors(tmp, optim_file, tensors, files);
-  {
-    const std::string t = read_bytes(tmp / kTrainerFile);
-    files[kTrainerFile] = {{"bytes", t.size()}, {"crc32", hex32(crc32(t.data(), t.size()))}};
+struct Index {
+  fs::path dir;
+  int version = 0;
+  std::map<std::string, Entry> model, optim;  // tensor name -> where
+};
+
+Index open_index(const std::string& step_dir) {
+  Index ix;
+  ix.dir = step_dir;
+  const fs::path ip = ix.dir / kIndexFile;
+  SK_CHECK(fs::exists(ip), "checkpoint: '", ip.string(), "' is missing (not a complete checkpoint)");
+  const nlohmann::json j = parse_json_file(ip);
+  try {
+    ix.version = j.at("format_version").get<int>();
+    SK_CHECK(ix.version == 1 || ix.version == kFormatVersion, "checkpoint: '", ip.string(), "': format_version ",
+             ix.version, " is not 1 or ", kFormatVersion);
+    for (auto f = j.at("files").begin(); f != j.at("files").end(); ++f) {
+      const fs::path p = ix.dir / f.key();
+      std::error_code ec;
+      const auto size = fs::file_size(p, ec);
+      SK_CHECK(!ec, "checkpoint: '", p.string(), "' is missing (listed in ", ip.string(), ")");
+      const auto want = f.value().at("bytes").get<std::uint64_t>();
+      SK_CHECK(size == want, "checkpoint: '", p.string(), "' has ", size, " bytes, index.json says ", want,
+               " (truncated or replaced)");
+    }
+    for (auto t = j.at("tensors").begin(); t != j.at("tensors").end(); ++t) {
+      Entry e;
+      e.file = t.value().at("file").get<std::string>();
+      e.dtype = t.value().at("dtype").get<std::string>();
+      for (const auto& d : t.value().at("shape")) e.shape.push_back(d.get<std::int64_t>());
+      e.begin = t.value().at("byte_range").at(0).get<std::uint64_t>();
+      e.end = t.value().at("byte_range").at(1).get<std::uint64_t>();
+      e.crc = t.value().at("crc32").get<std::string>();
+      SK_CHECK(e.begin <= e.end, "checkpoint: '", ip.string(), "': tensor ", t.key(), " has a reversed byte range");
+      const std::string kind = file_kind(e.file);
+      if (kind == "model") ix.model[t.key()] = e;
+      else if (kind == "optim") ix.optim[t.key()] = e;
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(cat("checkpoint: '", ip.string(), "': malformed index: ", e.what()));
   }
-  nlohmann::ordered_json index;
-  index["format_version"] = kFormatVersion;
-  index["step"] = state.step;
-  index["world_size"] = state.world_size;
-  index["files"] = files;
-  index["tensors"] = tensors;
-  write_synced(tmp / kIndexFile, index.dump(1) + "\n");
+  return ix;
+}
 
-  verify_checkpoint(tmp.string());
-  fsync_path(tmp, true);
-  if (fs::exists(final_dir)) {
-    fs::remove_all(final_dir, ec);
-    SK_CHECK(!ec, "checkpoint: cannot replace '", final_dir.string(), "': ", ec.message());
+// Reads one tensor's bytes (pread of its range) and checks its crc32.
+Tensor read_entry(const Index& ix, const std::string& name, const Entry& e) {
+  const fs::path p = ix.dir / e.file;
+  DType dt;
+  if (e.dtype == "F32") dt = DType::f32;
+  else if (e.dtype == "BF16") dt = DType::bf16;
+  else if (e.dtype == "I64") dt = DType::i64;
+  else if (e.dtype == "I32") dt = DType::i32;
+  else if (e.dtype == "U8") dt = DType::u8;
+  else throw Error(cat("checkpoint: '", p.string(), "' tensor ", name, ": unsupported dtype ", e.dtype));
+  Tensor t = Tensor::empty(e.shape, dt, Device::cpu);
+  SK_CHECK(t.nbytes() == e.end - e.begin, "checkpoint: '", p.string(), "' tensor ", name, ": ", e.end - e.begin,
+           " bytes for ", e.dtype, shape_str(e.shape));
+  const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  SK_CHECK(fd >= 0, "checkpoint: cannot open '", p.string(), "': ", std::strerror(errno));
+  std::size_t done = 0;
+  auto* dst = static_cast<char*>(t.raw());
+  while (done < t.nbytes()) {
+    const ssize_t r = ::pread(fd, dst + done, t.nbytes() - done, static_cast<off_t>(e.begin + done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      const int err = errno;
+      ::close(fd);
+      throw Error(cat("checkpoint: '", p.string(), "' tensor ", name, ": cannot read its bytes: ",
+                      r == 0 ? "unexpected end of file" : std::strerror(err)));
+    }
+    done += static_cast<std::size_t>(r);
   }
-  fs::rename(tmp, final_dir, ec);
-  SK_CHECK(!ec, "checkpoint: cannot rename '", tmp.string(), "' to '", final_dir.string(), "': ", ec.message());
-  fsync_path(dir, true);
+  ::close(fd);
+  const std::string got = hex32(crc32(t.raw(), t.nbytes()));
+  SK_CHECK(got == e.crc, "checkpoint: '", p.string(), "' tensor ", name, ": crc32 checksum mismatch (index.json ",
+           e.crc, ", file ", got, "): the checkpoint is corrupt");
+  return t;
+}
 
-  const fs::path latest_tmp = dir / "latest.tmp";
-  write_synced(latest_tmp, name + "\n");
-  fs::rename(latest_tmp, dir / "latest", ec);
-  SK_CHECK(!ec, "checkpoint: cannot update '", (dir / "latest").string(), "': ", ec.message());
-  fsync_path(dir, true);
+// The names a model ParamSet answers to (parameters under every name, buffers).
+std::set<std::string> names_of(ParamSet& ps) {
+  std::set<std::string> n;
+  for (const auto& p : ps.params())
+    for (const auto& nm : p->names) n.insert(nm);
+  for (auto& b : ps.buffers()) n.insert(b->name);
+  return n;
+}
 
-  prune(dir, name, keep_last);
+// Loads ps's parameters and buffers from the index's model tensors (only those ps needs are read).
+void load_model_from_index(const Index& ix, ParamSet& ps, const std::set<std::string>& model_names) {
+  const std::set<std::string> known = model_names.empty() ? names_of(ps) : model_names;
+  for (const auto& [name, e] : ix.model)
+    SK_CHECK(known.count(name), "checkpoint: '", (ix.dir / e.file).string(), "' tensor ", name,
+             " does not name any parameter or buffer of the model (a checkpoint of another model?)");
+  TensorMap need;
+  for (const std::string& nm : names_of(ps)) {
+    auto it = ix.model.find(nm);
+    if (it != ix.model.end()) need.emplace(nm, read_entry(ix, nm, it->second));
+  }
+  try {
+    load_params(ps, need, LoadOptions{/*require_all=*/true, /*allow_unexpected=*/false});
+  } catch (const Error& e) {
+    throw Error(cat("checkpoint '", ix.dir.string(), "': ", e.what()));
+  }
+}
+
+}  // namespace
+
+std::string save_checkpoint(const std::string& dir_s, ParamSet& ps, AdamW& opt, const TrainerState& state,
+                            std::int64_t keep_last, const CheckpointShard& shard, par::Communicator* world) {
+  const fs::path dir(dir_s);
+  const std::string name = checkpoint_dir_name(state.step);
+  const fs::path tmp = dir / (name + ".tmp"), final_dir = dir / name;
+
+  phase(world, shard.lead, "preparing the checkpoint folder", [&] {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    SK_CHECK(!ec, "checkpoint.dir '", dir_s, "': cannot create the folder: ", ec.message());
+    fs::remove_all(tmp, ec);  // a leftover of an interrupted write
+    SK_CHECK(!ec, "checkpoint: cannot remove the leftover '", tmp.string(), "': ", ec.message());
+    fs::create_directory(tmp, ec);
+    SK_CHECK(!ec, "checkpoint: cannot create '", tmp.string(), "': ", ec.message());
+  });
+
+  phase(world, shard.writer, "writing a stage's files", [&] {
+    write_safetensors((tmp / stage_file_name("model", shard.stage, shard.stages)).string(), model_tensors(ps),
+                      {{"format", "pt"}});
+    write_safetensors((tmp / stage_file_name("optim", shard.stage, shard.stages)).string(), optim_tensors(ps, opt),
+                      {{"step", std::to_string(opt.steps_taken())}});
+  });
+
+  phase(world, shard.lead, "completing the checkpoint", [&] {
+    nlohmann::ordered_json tj;
+    tj["format_version"] = kFormatVersion;
+    tj["step"] = state.step;
+    tj["tokens_seen"] = state.tokens_seen;
+    tj["sampler"] = {{"seed", state.sampler_seed}, {"step", state.sampler_step}};
+    tj["seed"] = state.seed;
+    tj["world_size"] = state.world_size;
+    tj["layout"] = {{"pipeline_stages", state.stages}, {"data_parallel", state.replicas},
+                    {"stage_layers", state.stage_layers}};
+    tj["config"] = state.config;
+    write_synced(tmp / kTrainerFile, tj.dump(2) + "\n");
+
+    nlohmann::ordered_json tensors = nlohmann::ordered_json::object(), files = nlohmann::ordered_json::object();
+    for (int k = 0; k < shard.stages; ++k) {
+      const std::string mf = stage_file_name("model", k, shard.stages), of = stage_file_name("optim", k, shard.stages);
+      SK_CHECK(fs::exists(tmp / mf) && fs::exists(tmp / of), "checkpoint: stage ", k, "'s files are missing from '",
+               tmp.string(), "'");
+      index_safetensors(tmp, mf, tensors, files);
+      index_safetensors(tmp, of, tensors, files);
+    }
+    {
+      const std::string t = read_bytes(tmp / kTrainerFile);
+      files[kTrainerFile] = {{"kind", "trainer"}, {"bytes", t.size()}, {"crc32", hex32(crc32(t.data(), t.size()))}};
+    }
+    nlohmann::ordered_json index;
+    index["format_version"] = kFormatVersion;
+    index["step"] = state.step;
+    index["world_size"] = state.world_size;
+    index["layout"] = tj["layout"];
+    index["files"] = files;
+    index["tensors"] = tensors;
+    write_synced(tmp / kIndexFile, index.dump(1) + "\n");
+
+    verify_checkpoint(tmp.string());
+    fsync_path(tmp, true);
+    std::error_code ec;
+    if (fs::exists(final_dir)) {
+      fs::remove_all(final_dir, ec);
+      SK_CHECK(!ec, "checkpoint: cannot replace '", final_dir.string(), "': ", ec.message());
+    }
+    fs::rename(tmp, final_dir, ec);
+    SK_CHECK(!ec, "checkpoint: cannot rename '", tmp.string(), "' to '", final_dir.string(), "': ", ec.message());
+    fsync_path(dir, true);
+
+    const fs::path latest_tmp = dir / "latest.tmp";
+    write_synced(latest_tmp, name + "\n");
+    fs::rename(latest_tmp, dir / "latest", ec);
+    SK_CHECK(!ec, "checkpoint: cannot update '", (dir / "latest").string(), "': ", ec.message());
+    fsync_path(dir, true);
+    prune(dir, name, keep_last);
+  });
   return final_dir.string();
 }
 
@@ -250,56 +415,83 @@ std::optional<std::string> latest_checkpoint(const std::string& dir_s) {
   return p.string();
 }
 
-void verify_checkpoint(const std::string& step_dir) {
+namespace {
+
+// Checks the listed files of a checkpoint (all when `only` is empty) against index.json: size and
+// crc32, naming the damaged tensor when the damage lies in one. One file in memory at a time.
+void verify_files(const std::string& step_dir, const std::set<std::string>& only) {
   const fs::path dir(step_dir);
   const fs::path index_path = dir / kIndexFile;
   SK_CHECK(fs::exists(index_path), "checkpoint: '", index_path.string(), "' is missing (not a complete checkpoint)");
   const nlohmann::json index = parse_json_file(index_path);
   try {
-    SK_CHECK(index.at("format_version").get<int>() == kFormatVersion, "checkpoint: '", index_path.string(),
-             "': format_version ", index.at("format_version").dump(), " is not ", kFormatVersion);
-    std::map<std::string, std::string> contents;
+    const int version = index.at("format_version").get<int>();
+    SK_CHECK(version == 1 || version == kFormatVersion, "checkpoint: '", index_path.string(), "': format_version ",
+             index.at("format_version").dump(), " is not 1 or ", kFormatVersion, " (written by a newer sinkhorn?)");
+    bool has_model = false, has_trainer = false;
     for (auto it = index.at("files").begin(); it != index.at("files").end(); ++it) {
+      has_model = has_model || file_kind(it.key()) == "model";
+      has_trainer = has_trainer || it.key() == kTrainerFile;
+      if (!only.empty() && !only.count(it.key())) continue;
       const fs::path p = dir / it.key();
       SK_CHECK(fs::exists(p), "checkpoint: '", p.string(), "' is missing (listed in ", index_path.string(), ")");
-      std::string bytes = read_bytes(p);
+      const std::string bytes = read_bytes(p);
       const auto want_bytes = it.value().at("bytes").get<std::uint64_t>();
       SK_CHECK(bytes.size() == want_bytes, "checkpoint: '", p.string(), "' has ", bytes.size(), " bytes, index.json says ",
                want_bytes, " (truncated or replaced)");
       const std::string got = hex32(crc32(bytes.data(), bytes.size()));
       const std::string want = it.value().at("crc32").get<std::string>();
-      contents[it.key()] = std::move(bytes);
       if (got == want) continue;
       // Name the damaged tensor when there is one.
       for (auto t = index.at("tensors").begin(); t != index.at("tensors").end(); ++t) {
         if (t.value().at("file").get<std::string>() != it.key()) continue;
         const auto b = t.value().at("byte_range").at(0).get<std::uint64_t>();
         const auto e = t.value().at("byte_range").at(1).get<std::uint64_t>();
-        const std::string& c = contents[it.key()];
-        SK_CHECK(b <= e && e <= c.size(), "checkpoint: '", p.string(), "' tensor ", t.key(), ": byte range [", b, ", ",
-                 e, ") past the end of the file");
-        const std::string tg = hex32(crc32(c.data() + b, e - b));
+        SK_CHECK(b <= e && e <= bytes.size(), "checkpoint: '", p.string(), "' tensor ", t.key(), ": byte range [", b,
+                 ", ", e, ") past the end of the file");
+        const std::string tg = hex32(crc32(bytes.data() + b, e - b));
         const std::string tw = t.value().at("crc32").get<std::string>();
         SK_CHECK(tg == tw, "checkpoint: '", p.string(), "' tensor ", t.key(), ": crc32 checksum mismatch (index.json ",
                  tw, ", file ", tg, "): the checkpoint is corrupt");
       }
       throw Error(cat("checkpoint: '", p.string(), "': crc32 checksum mismatch (index.json ", want, ", file ", got,
-                      "): the checkpoint is corrupt"));
+                      "; the damage is outside every tensor's data, e.g. in the header): the checkpoint is corrupt"));
     }
-    SK_CHECK(contents.count(kModelFile) && contents.count(kTrainerFile), "checkpoint: '", index_path.string(),
-             "' does not list ", kModelFile, " and ", kTrainerFile);
+    SK_CHECK(has_model && has_trainer, "checkpoint: '", index_path.string(), "' does not list a model file and ",
+             kTrainerFile);
   } catch (const nlohmann::json::exception& e) {
     throw Error(cat("checkpoint: '", index_path.string(), "': malformed index: ", e.what()));
   }
 }
 
-TrainerState load_checkpoint(const std::string& step_dir, ParamSet& ps, AdamW& opt) {
-  verify_checkpoint(step_dir);
-  const fs::path dir(step_dir);
+// The files holding the tensors a stage will read (plus trainer.json).
+std::set<std::string> files_for(const Index& ix, ParamSet& ps) {
+  std::set<std::string> files{kTrainerFile};
+  for (const std::string& nm : names_of(ps)) {
+    auto it = ix.model.find(nm);
+    if (it != ix.model.end()) files.insert(it->second.file);
+  }
+  for (const auto& p : ps.params())
+    for (const char* pre : {"exp_avg.", "exp_avg_sq."}) {
+      auto it = ix.optim.find(pre + p->init_key);
+      if (it != ix.optim.end()) files.insert(it->second.file);
+    }
+  auto st = ix.optim.find("step");
+  if (st != ix.optim.end()) files.insert(st->second.file);
+  return files;
+}
+
+}  // namespace
+
+void verify_checkpoint(const std::string& step_dir) { verify_files(step_dir, {}); }
+
+TrainerState load_checkpoint(const std::string& step_dir, ParamSet& ps, AdamW& opt,
+                             const std::set<std::string>& model_names) {
+  const Index ix = open_index(step_dir);
+  verify_files(step_dir, files_for(ix, ps));  // every file this rank reads, whole (headers included)
   TrainerState s;
-  const fs::path tpath = dir / kTrainerFile;
+  const fs::path tpath = ix.dir / kTrainerFile;
   const nlohmann::json tj = parse_json_file(tpath);
-  int shards = 1;
   try {
     s.step = tj.at("step").get<std::int64_t>();
     s.tokens_seen = tj.at("tokens_seen").get<std::int64_t>();
@@ -307,41 +499,40 @@ TrainerState load_checkpoint(const std::string& step_dir, ParamSet& ps, AdamW& o
     s.sampler_step = tj.at("sampler").at("step").get<std::uint64_t>();
     s.seed = tj.at("seed").get<std::uint64_t>();
     s.world_size = tj.at("world_size").get<int>();
-    shards = tj.at("optimizer_shards").get<int>();
+    s.replicas = s.world_size;
+    if (tj.contains("layout")) {
+      s.stages = tj.at("layout").at("pipeline_stages").get<int>();
+      s.replicas = tj.at("layout").at("data_parallel").get<int>();
+      s.stage_layers = tj.at("layout").at("stage_layers").get<std::vector<std::int64_t>>();
+    }
     s.config = tj.at("config");
   } catch (const nlohmann::json::exception& e) {
     throw Error(cat("checkpoint: '", tpath.string(), "': malformed: ", e.what()));
   }
-  SK_CHECK(s.step >= 0 && shards >= 1, "checkpoint: '", tpath.string(), "': bad step ", s.step, " or shard count ",
-           shards);
+  SK_CHECK(s.step >= 0 && s.stages >= 1 && s.replicas >= 1, "checkpoint: '", tpath.string(), "': bad step ", s.step,
+           " or layout ", s.stages, " x ", s.replicas);
 
-  load_params_file(ps, (dir / kModelFile).string(), LoadOptions{/*require_all=*/true, /*allow_unexpected=*/false});
+  load_model_from_index(ix, ps, model_names);
 
-  // Optimizer state from every shard, by parameter name.
-  TensorMap optim;
-  for (int r = 0; r < shards; ++r) {
-    const std::string f = (dir / optim_file_name(r, shards)).string();
-    SK_CHECK(fs::exists(f), "checkpoint: '", f, "' is missing");
-    TensorMap part = read_safetensors(f);
-    for (auto& [k, t] : part) optim[k] = t;
-  }
-  const std::string where = (dir / optim_file_name(0, shards)).string();
-  auto step_it = optim.find("step");
-  SK_CHECK(step_it != optim.end() && step_it->second.dtype() == DType::i64 && step_it->second.numel() == 1,
-           "checkpoint: '", where, "': tensor step (i64 [1]) missing or malformed");
-  const std::int64_t t = step_it->second.to_vector<std::int64_t>()[0];
+  // Optimizer state by layout-independent name (format 1: the primary name, the same for a whole model).
+  auto step_it = ix.optim.find("step");
+  SK_CHECK(step_it != ix.optim.end(), "checkpoint: '", step_dir, "': no optimizer step counter (tensor step)");
+  const Tensor st = read_entry(ix, "step", step_it->second);
+  SK_CHECK(st.dtype() == DType::i64 && st.numel() == 1, "checkpoint: '", (ix.dir / step_it->second.file).string(),
+           "': tensor step must be i64 [1], got ", st.str());
+  const std::int64_t t = st.to_vector<std::int64_t>()[0];
   std::vector<float> m(static_cast<std::size_t>(ps.numel())), v(m.size());
   for (const auto& p : ps.params()) {
     const std::int64_t n = shape_numel(p->shape);
     for (const bool second : {false, true}) {
-      const std::string key = (second ? "exp_avg_sq." : "exp_avg.") + p->name();
-      auto it = optim.find(key);
-      SK_CHECK(it != optim.end(), "checkpoint: '", where, "': tensor ", key, " missing (optimizer state of parameter ",
-               p->name(), ")");
-      SK_CHECK(it->second.dtype() == DType::f32 && it->second.numel() == n, "checkpoint: '", where, "': tensor ", key,
-               " is ", it->second.str(), ", expected f32 with ", n, " elements");
-      const std::vector<float> host = it->second.to_vector<float>();
-      std::copy(host.begin(), host.end(), (second ? v : m).begin() + p->offset);
+      const std::string key = (second ? "exp_avg_sq." : "exp_avg.") + p->init_key;
+      auto it = ix.optim.find(key);
+      SK_CHECK(it != ix.optim.end(), "checkpoint: '", step_dir, "': tensor ", key,
+               " missing (optimizer state of parameter ", p->name(), ")");
+      const Tensor h = read_entry(ix, key, it->second);
+      SK_CHECK(h.dtype() == DType::f32 && h.numel() == n, "checkpoint: '", (ix.dir / it->second.file).string(),
+               "': tensor ", key, " is ", h.str(), ", expected f32 with ", n, " elements");
+      std::copy(h.data<float>(), h.data<float>() + n, (second ? v : m).begin() + p->offset);
     }
   }
   opt.load_state(t, Tensor::from_vector(m, {ps.numel()}), Tensor::from_vector(v, {ps.numel()}));
@@ -356,17 +547,70 @@ std::string resolve_model_weights(const std::string& path) {
   if (!fs::is_directory(st)) return path;
   fs::path step(path);
   if (fs::exists(step / "latest")) step = *latest_checkpoint(path);
-  const fs::path model = step / kModelFile;
-  SK_CHECK(fs::is_regular_file(model), "'", path, "': a folder with neither a 'latest' file nor ", kModelFile,
-           " (expected a model.safetensors file, a checkpoint step folder or a checkpoint dir)");
-  if (fs::exists(step / kIndexFile)) verify_checkpoint(step.string());
-  return model.string();
+  if (fs::exists(step / kIndexFile)) return step.string();
+  SK_CHECK(fs::is_regular_file(step / kLegacyModelFile), "'", path, "': a folder with neither a 'latest' file nor ",
+           kIndexFile, " (expected a model.safetensors file, a checkpoint step folder or a checkpoint dir)");
+  return (step / kLegacyModelFile).string();
 }
 
-std::string load_model_weights(const std::string& path, ParamSet& ps) {
-  const std::string file = resolve_model_weights(path);
-  load_params_file(ps, file, LoadOptions{/*require_all=*/true, /*allow_unexpected=*/false});
-  return file;
+std::string load_model_weights(const std::string& path, ParamSet& ps, const std::set<std::string>& model_names) {
+  const std::string where = resolve_model_weights(path);
+  if (fs::is_directory(where)) {
+    verify_checkpoint(where);
+    load_model_from_index(open_index(where), ps, model_names);
+    return where;
+  }
+  if (model_names.empty()) {
+    load_params_file(ps, where, LoadOptions{/*require_all=*/true, /*allow_unexpected=*/false});
+    return where;
+  }
+  const LoadReport r = load_params_file(ps, where, LoadOptions{/*require_all=*/true, /*allow_unexpected=*/true});
+  for (const std::string& n : r.unexpected)
+    SK_CHECK(model_names.count(n), where, ": load_params: tensor '", n,
+             "' does not name any parameter or buffer of the model");
+  return where;
+}
+
+std::size_t export_checkpoint(const std::string& path, const std::string& out) {
+  const std::string where = resolve_model_weights(path);
+  SK_CHECK(fs::is_directory(where), "checkpoint export: '", path, "' is a single file, not a checkpoint (nothing to merge)");
+  verify_checkpoint(where);
+  const Index ix = open_index(where);
+  TensorMap all;
+  for (const auto& [name, e] : ix.model) all.emplace(name, read_entry(ix, name, e));
+  write_safetensors(out, all, {{"format", "pt"}});
+  return all.size();
+}
+
+std::string inspect_checkpoint(const std::string& path) {
+  const std::string where = resolve_model_weights(path);
+  SK_CHECK(fs::is_directory(where), "checkpoint inspect: '", path, "' is a single file, not a checkpoint");
+  verify_checkpoint(where);
+  const Index ix = open_index(where);
+  const nlohmann::json tj = parse_json_file(fs::path(where) / kTrainerFile);
+  const nlohmann::json idx = parse_json_file(fs::path(where) / kIndexFile);
+  std::ostringstream os;
+  os << "checkpoint " << where << "\n";
+  os << "  format " << ix.version << ", step " << tj.value("step", 0) << ", tokens seen " << tj.value("tokens_seen", 0)
+     << ", seed " << tj.value("seed", 0) << "\n";
+  if (tj.contains("layout"))
+    os << "  layout: " << tj["layout"].value("pipeline_stages", 1) << " stage(s) x " << tj["layout"].value("data_parallel", 1)
+       << " replica(s), layers per stage " << tj["layout"]["stage_layers"].dump() << "\n";
+  else
+    os << "  layout: 1 stage x " << tj.value("world_size", 1) << " replica(s)\n";
+  std::uint64_t bytes = 0;
+  for (auto f = idx.at("files").begin(); f != idx.at("files").end(); ++f) bytes += f.value().at("bytes").get<std::uint64_t>();
+  os << "  files (" << idx.at("files").size() << ", " << bytes << " bytes, every crc32 verified):\n";
+  for (auto f = idx.at("files").begin(); f != idx.at("files").end(); ++f)
+    os << "    " << f.key() << "  " << f.value().at("bytes").get<std::uint64_t>() << " bytes  crc32 "
+       << f.value().at("crc32").get<std::string>() << "\n";
+  std::int64_t params = 0;
+  for (const auto& [name, e] : ix.model) params += shape_numel(e.shape);
+  os << "  model tensors (" << ix.model.size() << ", " << params << " elements with tied aliases counted per name):\n";
+  for (const auto& [name, e] : ix.model)
+    os << "    " << name << "  " << e.dtype << shape_str(e.shape) << "  " << e.end - e.begin << " bytes  " << e.file << "\n";
+  os << "  optimizer tensors: " << ix.optim.size() << "\n";
+  return os.str();
 }
 
 }  // namespace sk

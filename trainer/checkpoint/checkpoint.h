@@ -1,34 +1,47 @@
-// checkpoint.h — training checkpoints (docs/architecture.md "Checkpoints").
+// checkpoint.h — training checkpoints (docs/architecture.md "Checkpoints"), sharded by pipeline
+// stage and loadable on any layout.
 //
 //   <dir>/step-00000120/
-//     model.safetensors                    every parameter by reference name (tied ones under each
-//                                          name, as the reference state_dict) + buffers; loads in PyTorch
-//     optim-rank-0000-of-0001.safetensors  AdamW state: "exp_avg.<param>", "exp_avg_sq.<param>" (f32,
-//                                          the parameter's shape, primary names) and "step" (i64 [1]).
-//                                          "of-K" counts optimizer-state shards; plain data parallelism
-//                                          keeps the state replicated, so K = 1, written by rank 0.
-//     trainer.json                         step, tokens seen, sampler cursor, seed, world size, config snapshot
-//     index.json                           every tensor -> file, dtype, shape, absolute byte range, crc32;
-//                                          every file -> bytes, crc32 (trainer.json too)
-//   <dir>/latest                           "step-00000120\n": the newest complete checkpoint
+//     model-stage-K-of-S.safetensors   stage K's parameters under every reference name its blocks
+//                                      use (a tied module's replica under its stage's names) +
+//                                      the stage's BatchNorm buffers; written by replica 0 of the stage
+//     optim-stage-K-of-S.safetensors   AdamW state of stage K: "exp_avg.<init_key>",
+//                                      "exp_avg_sq.<init_key>" (f32, the parameter's shape; the
+//                                      layout-independent name, Parameter::init_key; a tied
+//                                      replica's state is written once, by the stage of its first
+//                                      use) and "step" (i64 [1])
+//     trainer.json                     step, tokens seen, sampler cursor, seed, layout (world size,
+//                                      stages, replicas, blocks per stage), config snapshot
+//     index.json                       every tensor -> file, dtype, shape, absolute byte range,
+//                                      crc32; every file -> kind, bytes, crc32
+//   <dir>/latest                       "step-00000120\n": the newest complete checkpoint
 //
-// Writing (rank 0): everything goes to <dir>/step-N.tmp/ (a leftover .tmp is removed first), each
-// file fsynced; the folder is then verified against index.json (re-read, checksums), fsynced,
-// renamed to step-N, and `latest` is replaced last by an atomic rename. Older step folders beyond
-// keep_last are removed afterwards. A crash at any point leaves `latest` naming a complete checkpoint.
+// Writing (collective over the world communicator; every phase ends in an agreement, so a
+// failure on any rank fails the save on every rank and nothing becomes `latest`):
+//   1. rank 0 creates <dir>/step-N.tmp/ (a leftover is removed first);
+//   2. each stage's writer (replica 0) writes its two files, each fsynced;
+//   3. rank 0 writes trainer.json, indexes every file into index.json, re-reads and verifies the
+//      folder, fsyncs it, renames it to step-N, replaces `latest` by an atomic rename, and prunes
+//      step folders beyond keep_last.
+// A crash at any point leaves `latest` naming a complete checkpoint.
 //
-// Loading goes by tensor name (any layout / world size): verify (index.json checksums), then
-// parameters, buffers and optimizer state. Every problem is a one-line sk::Error naming the file,
-// the tensor and the rule.
+// Loading goes by tensor name through index.json: each rank reads only the byte ranges of its own
+// tensors (checking each one's crc32), so a checkpoint saved on any layout (stages and replicas)
+// resumes on any other. Format version 1 checkpoints (one model.safetensors and
+// optim-rank-0000-of-0001.safetensors, written before pipeline parallelism) load the same way.
+// Every problem is a one-line sk::Error naming the file, the tensor and the rule.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "model/core/param.h"
+#include "parallel/communicator.h"
 #include "trainer/optimizer.h"
 
 namespace sk {
@@ -40,6 +53,8 @@ struct TrainerState {
   std::uint64_t sampler_step = 0;  // the sampler cursor: next global batch
   std::uint64_t seed = 0;          // the run's seed (parameter init, RNG keys)
   int world_size = 1;
+  int stages = 1, replicas = 1;         // the layout that wrote it
+  std::vector<std::int64_t> stage_layers;  // layers per stage
   nlohmann::json config;           // snapshot of the run configuration (free-form)
 };
 
@@ -47,10 +62,17 @@ std::uint32_t crc32(const void* data, std::size_t n, std::uint32_t crc = 0);  //
 
 std::string checkpoint_dir_name(std::int64_t step);  // "step-00000120"
 
-// Writes a checkpoint of `state.step` under `dir` as described above (call on one rank).
-// Returns the final step folder.
+// This rank's part in a checkpoint.
+struct CheckpointShard {
+  int stage = 0, stages = 1;
+  bool writer = true;  // writes its stage's files (replica 0 of the stage)
+  bool lead = true;    // world rank 0: folder, trainer.json, index.json, latest
+};
+
+// Writes a checkpoint of `state.step` under `dir` as described above; collective over `world`
+// (nullptr: a single process). Returns the final step folder on every rank.
 std::string save_checkpoint(const std::string& dir, ParamSet& ps, AdamW& opt, const TrainerState& state,
-                            std::int64_t keep_last);
+                            std::int64_t keep_last, const CheckpointShard& shard, par::Communicator* world);
 
 // The folder `latest` names under `dir`, or nullopt when there is no `latest` file. Throws when
 // `latest` is malformed or names a missing folder.
@@ -59,18 +81,29 @@ std::optional<std::string> latest_checkpoint(const std::string& dir);
 // Re-reads every file listed in <step_dir>/index.json and checks sizes, byte ranges and crc32.
 void verify_checkpoint(const std::string& step_dir);
 
-// Verifies, then loads parameters + buffers into `ps` and the optimizer state into `opt`
-// (both already built for the same model). Returns trainer.json.
-TrainerState load_checkpoint(const std::string& step_dir, ParamSet& ps, AdamW& opt);
+// Loads this rank's parameters + buffers into `ps` and its optimizer state into `opt` by name
+// (any layout wrote it) and returns trainer.json. `model_names`: every parameter / buffer name of
+// the whole model (a checkpoint tensor outside it means another model: error); empty = ps's own.
+TrainerState load_checkpoint(const std::string& step_dir, ParamSet& ps, AdamW& opt,
+                             const std::set<std::string>& model_names = {});
 
-// The model.safetensors that `path` names: a safetensors file (as is), a checkpoint step folder
-// (its model.safetensors, after verify_checkpoint when it has an index.json) or a checkpoint dir
-// (the step folder its `latest` names). Throws a one-line sk::Error naming `path` otherwise.
+// What `path` names for loading weights: a safetensors file (as is) or a checkpoint step folder
+// (a checkpoint dir: the step folder its `latest` names). Throws a one-line sk::Error otherwise.
 std::string resolve_model_weights(const std::string& path);
 
 // Loads every parameter and buffer of `ps` (finalized) by reference name from
-// resolve_model_weights(path): each must be present with its shape, and no file tensor may be
-// left over (load_params with require_all, !allow_unexpected). Returns the file read.
-std::string load_model_weights(const std::string& path, ParamSet& ps);
+// resolve_model_weights(path) — a safetensors file, or the model files of a (multi-file)
+// checkpoint, whose checksums are verified: each must be present with its shape, and no tensor
+// may name something outside `model_names` (empty: outside ps). Returns what was read.
+std::string load_model_weights(const std::string& path, ParamSet& ps, const std::set<std::string>& model_names = {});
+
+// `sinkhorn checkpoint export`: every model tensor of a checkpoint (step folder or dir) merged
+// into one safetensors file by reference name (PyTorch's load_state_dict takes it). Verifies the
+// checkpoint first. Returns the number of tensors written.
+std::size_t export_checkpoint(const std::string& path, const std::string& out);
+
+// `sinkhorn checkpoint inspect`: a report (step, layout, files, tensors with dtype, shape, bytes)
+// after verifying every checksum; throws sk::Error on damage.
+std::string inspect_checkpoint(const std::string& path);
 
 }  // namespace sk
