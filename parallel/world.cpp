@@ -13,8 +13,18 @@ bool World::running() {
   return init && !fin;
 }
 
+namespace {
+std::string& rank_label() {
+  static std::string label;
+  return label;
+}
+}  // namespace
+
+void set_rank_label(const std::string& label) { rank_label() = label; }
+
 std::string rank_tag() {
   if (!World::running()) return "single process";
+  if (!rank_label().empty()) return rank_label();
   int r = -1, n = -1;
   if (MPI_Comm_rank(MPI_COMM_WORLD, &r) != MPI_SUCCESS || MPI_Comm_size(MPI_COMM_WORLD, &n) != MPI_SUCCESS)
     return "unknown rank";

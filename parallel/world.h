@@ -31,8 +31,10 @@ void mpi_check(int rc, const char* call, const char* file, int line);
 
 #define MPI_CHECK(call) ::sk::par::mpi_check((call), #call, __FILE__, __LINE__)
 
-// "rank 3 of 8" when MPI is running, "single process" otherwise (for messages).
+// "rank 3 of 8" when MPI is running, "single process" otherwise (for messages); once the process
+// grid is known, the label set by set_rank_label, e.g. "rank 6 (stage 1/2, replica 2/4)".
 std::string rank_tag();
+void set_rank_label(const std::string& label);  // "" = back to "rank R of N"
 
 // Shared owner of a communicator made by World::split (MPI_Comm_free when the last copy goes).
 class MpiComm {

@@ -96,4 +96,8 @@ grep -q "initialised parameters from .*tie_false-4x1/ck/step-00000006" init.log 
   --set parallel.pipeline_stages=2 --set checkpoint.dir="$work/bad/ck" > bad.log 2>&1 && fail "3 ranks, 2 stages accepted"
 grep -aq "\[parallel\]: pipeline_stages = 2: must divide the number of ranks (3)" bad.log || { cat bad.log; fail "wrong error"; }
 [ ! -e "$work/bad" ] || fail "a refused layout wrote $work/bad"
+# Errors on a grid rank carry its (stage, replica) coordinates.
+"$mpiexec" --allow-run-as-root --oversubscribe -np 2 -x OMP_NUM_THREADS=1 "$bin" train "$cfg" \
+  --set parallel.pipeline_stages=2 --set data.path=nope.txt > bad2.log 2>&1 && fail "a missing data file was accepted"
+grep -aq "sinkhorn: error: rank [01] (stage [01]/2, replica 0/1): .*nope.txt" bad2.log || { cat bad2.log; fail "no grid coordinates"; }
 echo OK
