@@ -260,6 +260,7 @@ TrainSpec train_spec(const RunConfig& cfg, Device dev, bool resume) {
   s.val_fraction = cfg.data.val_fraction;
   s.order = data::parse_sample_order(cfg.data.order);
   s.log_interval = cfg.log.interval;
+  s.peak_tflops = cfg.log.peak_tflops;
   s.log_dir = cfg.log.dir;
   s.eval_interval = cfg.log.eval_interval;
   s.eval_batches = cfg.log.eval_batches;

@@ -53,6 +53,7 @@ struct DataConfig {
 // [log]: console progress, metrics.jsonl, evaluation and sampling.
 struct LogConfig {
   std::int64_t interval = 10;         // progress line + metrics.jsonl record every N steps (and the last)
+  double peak_tflops = 0;             // peak TFLOP/s of one device for MFU; 0 = known GPUs' from a table, none on CPU
   std::string dir;                    // folder of metrics.jsonl; "" = console only
   std::int64_t eval_interval = 0;     // validation loss every N steps (and at the end); 0 = never
   std::int64_t eval_batches = 4;      // global batches of the validation split per evaluation

@@ -376,6 +376,7 @@ LogConfig read_log(const Doc& d, const toml::table* t) {
   r.string("sample_filter", c.sample_filter);
   r.number("sample_filter_thres", c.sample_filter_thres);
   r.integer("sample_eos", c.sample_eos);
+  r.number("peak_tflops", c.peak_tflops);
   r.finish();
   return c;
 }

@@ -110,6 +110,7 @@ void validate_run_tables(const RunConfig& cfg) {
   l.at_least("sample_interval", g.sample_interval, 0);
   l.at_least("sample_len", g.sample_len, 1);
   l.positive("sample_temperature", g.sample_temperature);
+  l.non_negative("peak_tflops", g.peak_tflops);
   l.one_of("sample_filter", g.sample_filter, {"top_k", "top_p"});
   if (!(g.sample_filter_thres > 0.0 && g.sample_filter_thres < 1.0))
     l.fail("sample_filter_thres", g.sample_filter_thres, "must be in (0, 1)");

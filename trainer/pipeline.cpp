@@ -36,12 +36,13 @@ PipelineTimes PipelineExecutor::run(const par::Program& program, const std::vect
       if (a.op == par::Op::forward) {
         out_act[m] = stage_.forward(mbs[m], in_act[m], states[m], backward, loss_scale);
         in_act[m] = Tensor();
+        t.forward_s += since(tc);
       } else {
         SK_ASSERT(backward, "pipeline: a backward step in a forward-only run");
         out_grad[m] = stage_.backward(mbs[m], in_grad[m], states[m]);
         in_grad[m] = Tensor();
+        t.backward_s += since(tc);
       }
-      t.compute_s += since(tc);
       continue;
     }
     SK_CHECK(peers_.comm, "pipeline: a transfer step without a pipeline communicator");

@@ -27,9 +27,10 @@ struct PipelinePeers {
 };
 
 struct PipelineTimes {
-  double total_s = 0;    // wall time of run()
-  double wait_s = 0;     // of which: waiting on transfers (peers)
-  double compute_s = 0;  // of which: forward / backward compute
+  double total_s = 0;     // wall time of run()
+  double wait_s = 0;      // of which: waiting on transfers (peers)
+  double forward_s = 0;   // of which: forward compute (the last stage's includes the loss and head backward)
+  double backward_s = 0;  // of which: backward compute
 };
 
 class PipelineExecutor {

@@ -23,6 +23,7 @@
 #include "parallel/grid.h"
 #include "parallel/host_values.h"
 #include "trainer/checkpoint/checkpoint.h"
+#include "trainer/flops.h"
 #include "trainer/metrics.h"
 #include "trainer/pipeline.h"
 #include "trainer/stage.h"
@@ -524,10 +525,16 @@ TrainResult Run::run() {
     return res;
   }
 
+  // MFU: model FLOPs per token x tokens/s over the peak of every device of the grid.
+  const double flops_per_token = model_flops_per_token(s_.model, T).training();
+  double peak = s_.peak_tflops * 1e12;
+  if (peak <= 0 && s_.device == Device::cuda)
+    peak = known_peak_flops(be_->device_model(), s_.precision == Precision::bf16).value_or(0.0);
   const auto t_start = Clock::now();
   auto t_interval = Clock::now();
   std::int64_t interval_steps = 0;
   double interval_loss = 0.0, interval_wait = 0.0, interval_pipe = 0.0, run_wait = 0.0, run_pipe = 0.0;
+  double interval_fwd = 0.0, interval_bwd = 0.0, interval_comm = 0.0, interval_opt = 0.0;
   const std::int64_t last_step = s_.steps;
   const float loss_scale = 1.f / static_cast<float>(A);
   for (; step < last_step;) {
@@ -537,19 +544,25 @@ TrainResult Run::run() {
     const PipelineTimes pt = exec_->run(program_, mbs, states, true, loss_scale);
     interval_wait += pt.wait_s;
     interval_pipe += pt.total_s;
+    interval_fwd += pt.forward_s;
+    interval_bwd += pt.backward_s;
     run_wait += pt.wait_s;
     run_pipe += pt.total_s;
+    const auto t_comm = Clock::now();
     const std::vector<double> losses = global_losses(states);
     double loss = 0.0;
     for (double l : losses) loss += l;
     loss /= static_cast<double>(losses.size());
     sync_gradients();
     const double norm = grad_norm();
+    interval_comm += seconds_since(t_comm) + pt.wait_s;
     SK_CHECK(std::isfinite(loss), "train: loss is ", loss, " at step ", step + 1, " (diverged; lower train.lr?)");
+    const auto t_opt = Clock::now();
     clip(norm);
     const double lr = s_.schedule.lr_at(step);
     opt_->step(s_.schedule.scale_at(step));
     ps_->zero_grad();
+    interval_opt += seconds_since(t_opt);
     ++step;
     tokens_seen += B * T;
     res.losses.push_back(loss);
@@ -562,12 +575,14 @@ TrainResult Run::run() {
     if (step % s_.log_interval == 0 || final_step) {
       if (s_.device != Device::cpu) be_->synchronize();
       const double dt = seconds_since(t_interval);
-      // Over all ranks: the mean measured bubble and the largest memory.
-      const std::vector<double> bub =
-          par::gather_doubles(world_, {interval_pipe > 0 ? interval_wait / interval_pipe : 0.0}, Device::cpu);
-      double bubble = 0.0;
-      for (double b : bub) bubble += b;
-      bubble /= static_cast<double>(bub.size());
+      // Over all ranks: the mean measured bubble and time split (per step), the largest memory.
+      const double n = static_cast<double>(interval_steps);
+      const std::vector<double> mine{interval_pipe > 0 ? interval_wait / interval_pipe : 0.0, interval_fwd / n,
+                                     interval_bwd / n, interval_comm / n, interval_opt / n};
+      const std::vector<double> all = par::gather_doubles(world_, mine, Device::cpu);
+      std::vector<double> mean(mine.size(), 0.0);
+      for (std::size_t i = 0; i < all.size(); ++i) mean[i % mine.size()] += all[i] / static_cast<double>(world_size_);
+      const double bubble = mean[0];
       const double mem = par::max_doubles(world_, {static_cast<double>(memory_bytes())}, Device::cpu)[0];
       StepMetrics m;
       m.step = step;
@@ -579,9 +594,17 @@ TrainResult Run::run() {
       m.elapsed = seconds_since(t_start);
       m.eta = dt / static_cast<double>(interval_steps) * static_cast<double>(last_step - step);
       m.memory_bytes = static_cast<std::int64_t>(mem);
+      const double mfu = peak > 0 ? flops_per_token * m.tokens_per_s / (peak * world_size_) : -1.0;
       std::string line = progress_line(m);
+      char b[160];
+      if (mfu >= 0) {
+        std::snprintf(b, sizeof b, " | MFU %.1f%%", 100.0 * mfu);
+        line += b;
+      }
+      std::snprintf(b, sizeof b, " | fwd %.0f bwd %.0f comm %.0f opt %.0f ms", 1e3 * mean[1], 1e3 * mean[2],
+                    1e3 * mean[3], 1e3 * mean[4]);
+      line += b;
       if (stages_ > 1) {
-        char b[96];
         std::snprintf(b, sizeof b, " | bubble %.1f%% (theory %.1f%%)", 100.0 * bubble, 100.0 * res.theoretical_bubble);
         line += b;
       }
@@ -589,6 +612,12 @@ TrainResult Run::run() {
       if (log) {
         nlohmann::ordered_json j = step_metrics_json(m);
         j["tokens_seen"] = tokens_seen;
+        j["flops_per_token"] = flops_per_token;
+        if (mfu >= 0) j["mfu"] = mfu;
+        j["time_forward"] = mean[1];
+        j["time_backward"] = mean[2];
+        j["time_comm"] = mean[3];
+        j["time_optimizer"] = mean[4];
         if (stages_ > 1) {
           j["bubble"] = bubble;
           j["bubble_theory"] = res.theoretical_bubble;
@@ -598,6 +627,7 @@ TrainResult Run::run() {
       t_interval = Clock::now();
       interval_steps = 0;
       interval_loss = interval_wait = interval_pipe = 0.0;
+      interval_fwd = interval_bwd = interval_comm = interval_opt = 0.0;
     }
     if (s_.eval_interval > 0 && (step % s_.eval_interval == 0 || final_step)) {
       const double vl = evaluate(step);

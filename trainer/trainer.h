@@ -78,6 +78,7 @@ struct TrainSpec {
   data::SampleOrder order = data::SampleOrder::random_windows;
   // Logs, evaluation, samples
   std::int64_t log_interval = 10;
+  double peak_tflops = 0;  // peak TFLOP/s of one device for MFU; 0 = a known GPU's from the table (trainer/flops.h), none on CPU
   std::string log_dir;  // "" = no metrics.jsonl
   std::int64_t eval_interval = 0, eval_batches = 4;
   std::int64_t sample_interval = 0, sample_len = 128;

@@ -15,6 +15,7 @@
 //   what was got.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -66,6 +67,8 @@ class Backend {
   virtual void synchronize() {}
   virtual std::size_t bytes_in_use() const { return 0; }
   virtual std::size_t peak_bytes() const { return 0; }
+  // The device's model name (CUDA: cudaDeviceProp::name, e.g. "NVIDIA H100 80GB HBM3"); "" on CPU.
+  virtual std::string device_model() { return ""; }
 
   // ---- creation / copies ----
   void fill(Tensor& x, float value);              // any dtype (value converted)

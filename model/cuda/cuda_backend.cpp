@@ -637,4 +637,10 @@ bool register_cuda_backend(bool quiet) {
   return true;
 }
 
+std::string CudaBackend::device_model() {
+  cudaDeviceProp p;
+  CUDA_CHECK(cudaGetDeviceProperties(&p, device_ordinal()));
+  return p.name;
+}
+
 }  // namespace sk
