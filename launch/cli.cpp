@@ -280,6 +280,9 @@ TrainSpec train_spec(const RunConfig& cfg, Device dev, bool resume) {
   s.pipeline_stages = static_cast<int>(cfg.parallel.pipeline_stages);
   s.pipeline_schedule = par::parse_schedule(cfg.parallel.schedule);
   s.stage_layers = cfg.parallel.stage_layers;
+  s.bucket_mb = cfg.parallel.bucket_mb;
+  s.zero_stage = static_cast<int>(cfg.parallel.zero_stage);
+  s.grad_reduce_bf16 = cfg.parallel.grad_reduce_dtype == "bf16";
   return s;
 }
 

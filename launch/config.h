@@ -83,6 +83,9 @@ struct ParallelConfig {
   std::vector<std::int64_t> stage_layers;   // layers per stage (sum = depth); [] = balanced
   bool allow_shared_gpu = false;            // GPU ranks may share a device (then MPI, not NCCL)
   double timeout_s = 300;                   // a collective taking longer ends the job
+  double bucket_mb = 25;                    // gradient buckets reduced while backward runs; 0 = one after backward
+  std::int64_t zero_stage = 0;              // 0 | 1 (ZeRO-1: optimizer state sharded over the replicas)
+  std::string grad_reduce_dtype = "fp32";   // "fp32" | "bf16": dtype of gradient messages
 };
 
 struct RunConfig {

@@ -407,6 +407,9 @@ ParallelConfig read_parallel(const Doc& d, const toml::table* t) {
   r.integer_list("stage_layers", c.stage_layers);
   r.boolean("allow_shared_gpu", c.allow_shared_gpu);
   r.number("timeout_s", c.timeout_s);
+  r.number("bucket_mb", c.bucket_mb);
+  r.integer("zero_stage", c.zero_stage);
+  r.string("grad_reduce_dtype", c.grad_reduce_dtype);
   r.finish();
   return c;
 }

@@ -148,6 +148,9 @@ void validate_run_tables(const RunConfig& cfg) {
       p.fail("stage_layers", list(), cat("must sum to model.depth = ", cfg.model.depth, ", got ", sum));
   }
   p.positive("timeout_s", pc.timeout_s);
+  p.non_negative("bucket_mb", pc.bucket_mb);
+  if (pc.zero_stage != 0 && pc.zero_stage != 1) p.fail("zero_stage", pc.zero_stage, "must be 0 or 1");
+  p.one_of("grad_reduce_dtype", pc.grad_reduce_dtype, {"fp32", "bf16"});
   if (pc.pipeline_stages > 1 && cfg.model.receives_context)
     p.fail("pipeline_stages", pc.pipeline_stages, "a pipeline needs a plain language model (no receives_context)");
 }

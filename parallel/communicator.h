@@ -63,6 +63,8 @@ class Communicator {
   virtual int rank() const = 0;
   virtual int size() const = 0;
   virtual const char* kind() const = 0;  // "mpi" | "nccl"
+  // The MPI communicator over the same processes (both kinds are built from one).
+  virtual const MpiComm& mpi_comm() const = 0;
 
   // Public entry points check dtypes, sizes, devices and peers once, then call the do_* hooks.
   Handle all_reduce(Tensor& buf, CollOp op = CollOp::sum);

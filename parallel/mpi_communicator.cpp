@@ -65,6 +65,7 @@ class MpiCommunicator final : public Communicator {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   const char* kind() const override { return "mpi"; }
+  const MpiComm& mpi_comm() const override { return comm_; }
 
  protected:
   bool supports(Device) const override { return true; }

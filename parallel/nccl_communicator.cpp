@@ -83,7 +83,7 @@ class NcclWork : public Handle::Impl {
 
 class NcclCommunicator final : public Communicator {
  public:
-  NcclCommunicator(const MpiComm& comm, int device) : device_(device) {
+  NcclCommunicator(const MpiComm& comm, int device) : device_(device), mpi_(comm) {
     SK_CHECK(comm.valid(), "nccl communicator: null MPI communicator (this rank is not a member)");
     rank_ = comm.rank();
     size_ = comm.size();
@@ -110,6 +110,7 @@ class NcclCommunicator final : public Communicator {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   const char* kind() const override { return "nccl"; }
+  const MpiComm& mpi_comm() const override { return mpi_; }
 
  protected:
   bool supports(Device d) const override { return d == Device::cuda; }
@@ -188,6 +189,7 @@ class NcclCommunicator final : public Communicator {
   bool in_group_ = false;
 
   int device_;
+  MpiComm mpi_;
   int rank_ = 0, size_ = 1;
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;

@@ -75,7 +75,7 @@ int MpiComm::size() const {
 World::World(int* argc, char*** argv) {
   if (!running()) {
     int provided = 0;
-    int rc = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+    int rc = MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided);
     if (rc != MPI_SUCCESS) throw Error(cat("MPI_Init_thread failed with code ", rc));
     owns_ = true;
     if (provided < MPI_THREAD_FUNNELED) {
@@ -98,6 +98,13 @@ World::World(int* argc, char*** argv) {
 World::~World() {
   comm_ = MpiComm();
   if (owns_ && running()) MPI_Finalize();
+}
+
+bool World::thread_multiple() {
+  if (!running()) return false;
+  int level = MPI_THREAD_SINGLE;
+  if (MPI_Query_thread(&level) != MPI_SUCCESS) return false;
+  return level >= MPI_THREAD_MULTIPLE;
 }
 
 MpiComm World::split(int color, int key) const {

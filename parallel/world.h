@@ -53,7 +53,7 @@ class MpiComm {
 
 class World {
  public:
-  // MPI_Init_thread(MPI_THREAD_FUNNELED) unless MPI is already initialised (then this World does
+  // MPI_Init_thread(MPI_THREAD_MULTIPLE) unless MPI is already initialised (then this World does
   // not finalise it). Throws if MPI cannot give at least FUNNELED.
   World(int* argc, char*** argv);
   ~World();  // MPI_Finalize when this World initialised MPI
@@ -72,6 +72,9 @@ class World {
 
   // Whether MPI is initialised and not yet finalised in this process.
   static bool running();
+  // Whether MPI runs at MPI_THREAD_MULTIPLE (World asks for it; FUNNELED is the minimum): then a
+  // communication thread may call MPI on its own communicator while the main thread does too.
+  static bool thread_multiple();
   // MPI_Abort(MPI_COMM_WORLD, code) when MPI is running with more than one process, so other
   // ranks do not hang in a collective; otherwise returns (the caller exits normally).
   static void abort_if_multi(int code);

@@ -17,7 +17,8 @@ int grad_tag(int m) { return 2 * m + 1; }
 }  // namespace
 
 PipelineTimes PipelineExecutor::run(const par::Program& program, const std::vector<MicroBatch>& mbs,
-                                    std::vector<MicroState>& states, bool backward, float loss_scale) {
+                                    std::vector<MicroState>& states, bool backward, float loss_scale,
+                                    const GradsReady* ready) {
   const auto t0 = Clock::now();
   PipelineTimes t;
   const std::size_t M = mbs.size();
@@ -34,12 +35,12 @@ PipelineTimes PipelineExecutor::run(const par::Program& program, const std::vect
       const std::size_t m = micro(a);
       const auto tc = Clock::now();
       if (a.op == par::Op::forward) {
-        out_act[m] = stage_.forward(mbs[m], in_act[m], states[m], backward, loss_scale);
+        out_act[m] = stage_.forward(mbs[m], in_act[m], states[m], backward, loss_scale, m + 1 == M ? ready : nullptr);
         in_act[m] = Tensor();
         t.forward_s += since(tc);
       } else {
         SK_ASSERT(backward, "pipeline: a backward step in a forward-only run");
-        out_grad[m] = stage_.backward(mbs[m], in_grad[m], states[m]);
+        out_grad[m] = stage_.backward(mbs[m], in_grad[m], states[m], m + 1 == M ? ready : nullptr);
         in_grad[m] = Tensor();
         t.backward_s += since(tc);
       }

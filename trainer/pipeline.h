@@ -39,8 +39,10 @@ class PipelineExecutor {
 
   // Runs `program` over the micro-batches (one MicroState each, resized here). backward = false:
   // a forward-only program (evaluation); the last stage's states then hold the losses.
+  // `ready` (optional) is handed to the stage for the last micro-batch (only its backward
+  // completes the step's gradients).
   PipelineTimes run(const par::Program& program, const std::vector<MicroBatch>& mbs, std::vector<MicroState>& states,
-                    bool backward, float loss_scale);
+                    bool backward, float loss_scale, const GradsReady* ready = nullptr);
 
   Stage& stage() { return stage_; }
   const PipelinePeers& peers() const { return peers_; }

@@ -108,7 +108,25 @@ Tensor Stage::head_logits(const MicroBatch& mb, const Tensor& out, LMStash& st) 
   return logits.reshape({mb.rows * mb.T, logits.dim(2)});
 }
 
-Tensor Stage::forward(const MicroBatch& mb, const Tensor& in, MicroState& st, bool backward_follows, float loss_scale) {
+std::vector<std::int64_t> Stage::param_events(const ParamSet& ps) const {
+  const auto& params = ps.params();
+  std::vector<std::int64_t> ev(params.size(), kHeadGrads);
+  const LayerStack& stack = lm_->stack();
+  for (std::int64_t L = stack.first_block(); L < stack.end_block(); ++L) {
+    const auto [b, e] = stack.block_params(L);
+    for (std::size_t i = b; i < e; ++i) ev[i] = L;
+  }
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const std::string& n = params[i]->name();
+    if (n.rfind("to_token_emb.", 0) == 0 || n.rfind("axial_pos_emb.", 0) == 0 ||
+        n.rfind("sinkhorn_transformer.project_in.", 0) == 0)
+      ev[i] = kEmbedGrads;
+  }
+  return ev;
+}
+
+Tensor Stage::forward(const MicroBatch& mb, const Tensor& in, MicroState& st, bool backward_follows, float loss_scale,
+                      const GradsReady* ready) {
   Backend& be = mb.ctx.backend();
   const bool rev = lm_->stack().reversible();
   st = MicroState{};
@@ -138,6 +156,7 @@ Tensor Stage::forward(const MicroBatch& mb, const Tensor& in, MicroState& st, bo
   d = d.reshape({mb.rows, mb.T, d.dim(1)});
   if (mb.pad > 0) d = be.pad(d, 1, mb.pad, 0, 0.f);
   st.dout = lm_->stack().leave_backward(lm_->head_backward(std::move(d), head, mb.ctx));
+  if (ready) (*ready)(kHeadGrads);
   return Tensor();
 }
 
@@ -150,7 +169,7 @@ void release(MicroState& st) {
 }
 }  // namespace
 
-Tensor Stage::backward(const MicroBatch& mb, const Tensor& in, MicroState& st) {
+Tensor Stage::backward(const MicroBatch& mb, const Tensor& in, MicroState& st, const GradsReady* ready) {
   const bool rev = lm_->stack().reversible();
   Streams dy;
   if (last()) {
@@ -163,7 +182,8 @@ Tensor Stage::backward(const MicroBatch& mb, const Tensor& in, MicroState& st) {
       st.stack.y2 = y.b;
     }
   }
-  Streams dx = lm_->stack().backward_streams(std::move(dy), st.stack, mb.ctx);
+  Streams dx = lm_->stack().backward_streams(std::move(dy), st.stack, mb.ctx,
+                                             ready ? std::function<void(std::int64_t)>(*ready) : nullptr);
   if (first()) {
     Tensor d = lm_->stack().enter_backward(dx);
     dx = Streams{};
@@ -174,6 +194,7 @@ Tensor Stage::backward(const MicroBatch& mb, const Tensor& in, MicroState& st) {
     } else {
       lm_->embed_backward(std::move(d), st.lm, mb.ctx);
     }
+    if (ready) (*ready)(kEmbedGrads);
     release(st);
     return Tensor();
   }

@@ -24,6 +24,7 @@
 // single-process trainer always did.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -63,6 +64,11 @@ struct MicroState {
   std::int64_t count = 0;  // last stage: counted targets
 };
 
+// Gradient readiness events of a stage's backward (see Stage::param_events): a block index
+// (>= 0), the head (its backward runs in the last stage's forward) or the embeddings.
+constexpr std::int64_t kHeadGrads = -1, kEmbedGrads = -2;
+using GradsReady = std::function<void(std::int64_t event)>;
+
 class Stage {
  public:
   // Builds this stage's parameters into `ps` (not finalized here).
@@ -81,10 +87,16 @@ class Stage {
   // stage); returns what to send on (undefined on the last stage). On the last stage, computes the
   // loss and — when `backward_follows` — the head's backward with the gradient scaled by
   // loss_scale, keeping only the output streams' gradient in `st`.
-  Tensor forward(const MicroBatch& mb, const Tensor& in, MicroState& st, bool backward_follows, float loss_scale);
+  // `ready` (optional): called with kHeadGrads once the head's backward is done.
+  Tensor forward(const MicroBatch& mb, const Tensor& in, MicroState& st, bool backward_follows, float loss_scale,
+                 const GradsReady* ready = nullptr);
   // Backward from the received message (undefined on the last stage); returns the message for the
-  // previous stage (undefined on the first). Parameter gradients accumulate (+=).
-  Tensor backward(const MicroBatch& mb, const Tensor& in, MicroState& st);
+  // previous stage (undefined on the first). Parameter gradients accumulate (+=). `ready`
+  // (optional): called with every block index as its backward finishes and with kEmbedGrads last.
+  Tensor backward(const MicroBatch& mb, const Tensor& in, MicroState& st, const GradsReady* ready = nullptr);
+  // The event after which each parameter of `ps` (the ParamSet this stage was built into, by
+  // index) receives no more gradient in a micro-batch's backward.
+  std::vector<std::int64_t> param_events(const ParamSet& ps) const;
   // Eval forward on the last stage: logits [b, T, V] of the unpadded positions.
   Tensor logits(const MicroBatch& mb, const Tensor& in);
 

@@ -20,6 +20,7 @@
 #include "model/lm/autopad.h"
 #include "model/lm/autoregressive.h"
 #include "model/lm/sinkhorn_lm.h"
+#include "parallel/grad_sync.h"
 #include "parallel/grid.h"
 #include "parallel/host_values.h"
 #include "trainer/checkpoint/checkpoint.h"
@@ -154,6 +155,10 @@ class Run {
   std::unique_ptr<Stage> stage_model_;
   std::unique_ptr<PipelineExecutor> exec_;
   std::unique_ptr<AdamW> opt_;
+  std::unique_ptr<par::GradSync> sync_;            // replicas > 1
+  std::map<std::int64_t, std::vector<std::size_t>> event_params_;  // gradient-ready event -> parameters
+  std::vector<std::size_t> late_params_;           // ready only after the pipeline sum (tied modules)
+  GradsReady ready_;
   par::Program program_;
   MicroBatchOptions mbo_;
 };
@@ -228,51 +233,80 @@ std::vector<double> Run::global_losses(const std::vector<MicroState>& states) co
 }
 
 void Run::sync_gradients() {
-  if (dp_) dp_->all_reduce(ps_->flat_grads(), par::CollOp::avg).wait();
-  if (!pp_ || !s_.model.weight_tie) return;
-  // Tied modules: every stage holding a replica adds its gradient (in the whole model's order).
-  std::vector<std::int64_t> off(cat_.entries.size(), -1);
-  std::int64_t n = 0;
-  for (std::size_t i = 0; i < cat_.entries.size(); ++i)
-    if (cat_.entries[i].tied) {
-      off[i] = n;
-      n += cat_.entries[i].numel;
+  if (pp_ && s_.model.weight_tie) {
+    // Tied modules: every stage holding a replica adds its gradient (in the whole model's order),
+    // before the data-parallel reduction (the two sums commute).
+    std::vector<std::int64_t> off(cat_.entries.size(), -1);
+    std::int64_t n = 0;
+    for (std::size_t i = 0; i < cat_.entries.size(); ++i)
+      if (cat_.entries[i].tied) {
+        off[i] = n;
+        n += cat_.entries[i].numel;
+      }
+    if (n > 0) {
+      Tensor buf = Tensor::zeros({n}, DType::f32, s_.device);
+      const auto& params = ps_->params();
+      for (std::size_t i = 0; i < params.size(); ++i) {
+        const std::int64_t o = off[cat_of_[i]];
+        if (o < 0) continue;
+        Tensor dst = buf.slice0(o, o + params[i]->grad.numel());
+        dst.copy_from(params[i]->grad.reshape({-1}));
+      }
+      pp_->all_reduce(buf, par::CollOp::sum).wait();
+      for (std::size_t i = 0; i < params.size(); ++i) {
+        const std::int64_t o = off[cat_of_[i]];
+        if (o < 0) continue;
+        Tensor g = params[i]->grad.reshape({-1});
+        g.copy_from(buf.slice0(o, o + g.numel()));
+      }
     }
-  if (n == 0) return;
-  Tensor buf = Tensor::zeros({n}, DType::f32, s_.device);
-  const auto& params = ps_->params();
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    const std::int64_t o = off[cat_of_[i]];
-    if (o < 0) continue;
-    Tensor dst = buf.slice0(o, o + params[i]->grad.numel());
-    dst.copy_from(params[i]->grad.reshape({-1}));
   }
-  pp_->all_reduce(buf, par::CollOp::sum).wait();
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    const std::int64_t o = off[cat_of_[i]];
-    if (o < 0) continue;
-    Tensor g = params[i]->grad.reshape({-1});
-    g.copy_from(buf.slice0(o, o + g.numel()));
-  }
+  if (!sync_) return;
+  for (std::size_t i : late_params_) sync_->unit_ready(i);
+  sync_->finish();
 }
 
 double Run::grad_norm() {
   // Per-parameter sums of squares in double, each tied parameter counted by the stage of its first
   // use, moved exactly to every stage and added in the whole model's order.
+  // With ZeRO-1 each replica holds the reduced gradient of its chunks only: partial sums, added
+  // over the replicas in rank order.
   std::vector<double> sq(cat_.entries.size(), 0.0);
   const auto& params = ps_->params();
+  const bool zero = sync_ && s_.zero_stage == 1;
   for (std::size_t i = 0; i < params.size(); ++i) {
     const Parameter& p = *params[i];
     if (p.name() != p.init_key) continue;
-    double acc = 0.0;
-    if (p.grad.device() == Device::cpu) {
-      const float* g = p.grad.data<float>();
-      for (std::int64_t e = 0, n = p.grad.numel(); e < n; ++e) acc += static_cast<double>(g[e]) * static_cast<double>(g[e]);
+    const std::int64_t n = p.grad.numel();
+    std::vector<std::pair<std::int64_t, std::int64_t>> parts;  // element ranges of p to count
+    if (!zero) {
+      parts.emplace_back(0, n);
     } else {
-      Tensor g = p.grad.reshape({-1});
-      acc = static_cast<double>(be_->reduce(be_->mul(g, g), 0, ReduceOp::sum).item());
+      for (const par::Range& r : sync_->owned()) {
+        const std::int64_t b = std::max(r.begin, p.offset), e = std::min(r.end, p.offset + n);
+        if (e > b) parts.emplace_back(b - p.offset, e - p.offset);
+      }
+    }
+    double acc = 0.0;
+    Tensor g = p.grad.reshape({-1});
+    for (const auto& [b, e] : parts) {
+      if (g.device() == Device::cpu) {
+        const float* d = g.data<float>();
+        for (std::int64_t k = b; k < e; ++k) acc += static_cast<double>(d[k]) * static_cast<double>(d[k]);
+      } else {
+        Tensor part = g.slice0(b, e);
+        acc += static_cast<double>(be_->reduce(be_->mul(part, part), 0, ReduceOp::sum).item());
+      }
     }
     sq[cat_of_[i]] = acc;
+  }
+  if (zero) {
+    const std::vector<double> all = par::gather_doubles(dp_, sq, be_->device());
+    for (std::size_t k = 0; k < sq.size(); ++k) {
+      double t = 0.0;
+      for (int r = 0; r < replicas_; ++r) t += all[static_cast<std::size_t>(r) * sq.size() + k];
+      sq[k] = t;
+    }
   }
   sq = par::combine_disjoint(pp_, sq, be_->device());
   double total = 0.0;
@@ -397,6 +431,10 @@ std::string Run::save(std::int64_t step, std::int64_t tokens_seen, const data::S
   shard.stages = stages_;
   shard.writer = replica_ == 0;
   shard.lead = lead();
+  if (sync_ && s_.zero_stage == 1) {
+    shard.shard = replica_;
+    shard.shards = replicas_;
+  }
   const auto t0 = Clock::now();
   const std::string where = save_checkpoint(s_.checkpoint_dir, *ps_, *opt_, st, s_.keep_last, shard, world_);
   char buf[64];
@@ -436,13 +474,39 @@ TrainResult Run::run() {
   cat_ = catalogue_of(s_.model);
   ps_ = std::make_unique<ParamSet>();
   stage_model_ = std::make_unique<Stage>(s_.model, *ps_, range);
-  ps_->finalize(s_.device, s_.seed);
+  ps_->finalize(s_.device, s_.seed, /*pad_to=*/replicas_);
   for (const auto& p : ps_->params()) {
     auto it = cat_.index.find(p->init_key);
     SK_ASSERT(it != cat_.index.end(), "stage parameter ", p->name(), " (", p->init_key, ") is not in the model");
     cat_of_.push_back(it->second);
   }
-  opt_ = std::make_unique<AdamW>(*ps_, s_.optim);
+  std::vector<ElemRange> owned;
+  if (dp_) {
+    // Gradient reduction over the replicas: a parameter's gradient is final when the last
+    // micro-batch's backward has passed its block (tied modules: after the pipeline sum).
+    std::vector<par::Range> units;
+    for (const auto& p : ps_->params()) units.push_back({p->offset, p->offset + shape_numel(p->shape)});
+    par::GradSyncOptions go;
+    go.bucket_elems = static_cast<std::int64_t>(s_.bucket_mb * 1024.0 * 1024.0 / 4.0);
+    go.zero = s_.zero_stage == 1;
+    go.bf16 = s_.grad_reduce_bf16;
+    sync_ = std::make_unique<par::GradSync>(*dp_, ps_->flat_grads(), units, go);
+    const std::vector<std::int64_t> ev = stage_model_->param_events(*ps_);
+    for (std::size_t i = 0; i < ev.size(); ++i) {
+      if (ps_->params()[i]->tied && pp_) late_params_.push_back(i);
+      else event_params_[ev[i]].push_back(i);
+    }
+    ready_ = [this](std::int64_t event) {
+      auto it = event_params_.find(event);
+      if (it == event_params_.end()) return;
+      for (std::size_t i : it->second) sync_->unit_ready(i);
+    };
+    if (go.zero) {
+      for (const par::Range& r : sync_->owned()) owned.push_back({r.begin, r.end});
+      std::sort(owned.begin(), owned.end(), [](const ElemRange& a, const ElemRange& b) { return a.begin < b.begin; });
+    }
+  }
+  opt_ = std::make_unique<AdamW>(*ps_, s_.optim, owned);
   exec_ = std::make_unique<PipelineExecutor>(*stage_model_, PipelinePeers{pp_, stage_ > 0 ? stage_ - 1 : -1,
                                                                           last_stage() ? -1 : stage_ + 1});
   program_ = par::make_schedule(s_.pipeline_schedule, stages_, stage_, static_cast<int>(A));
@@ -455,6 +519,8 @@ TrainResult Run::run() {
   res.stage_params = ps_->numel();
   res.model_params = cat_.numel;
   res.theoretical_bubble = par::theoretical_bubble(stages_, static_cast<int>(A));
+  res.optimizer_state_bytes = 2 * opt_->state_numel() * 4;
+  res.grad_bytes = ps_->numel() * 4;
   std::int64_t step = 0, tokens_seen = 0;
   if (!s_.checkpoint_dir.empty()) {
     const std::optional<std::string> latest = latest_checkpoint(s_.checkpoint_dir);
@@ -517,6 +583,15 @@ TrainResult Run::run() {
                   stages_, replicas_, lay.c_str(), per.c_str(), par::schedule_name(s_.pipeline_schedule),
                   static_cast<long long>(A), 100.0 * res.theoretical_bubble);
     say(buf);
+    if (sync_) {
+      std::snprintf(buf, sizeof buf,
+                    "gradient reduction: %zu bucket(s) of <= %.1f MB over %d replicas%s%s; optimizer state %s per rank%s",
+                    sync_->buckets().size(), s_.bucket_mb > 0 ? s_.bucket_mb : 4.0 * ps_->numel() / 1048576.0,
+                    replicas_, sync_->overlapped() && sync_->buckets().size() > 1 ? ", overlapped with backward" : "",
+                    s_.grad_reduce_bf16 ? ", bf16 messages" : "", format_bytes(res.optimizer_state_bytes).c_str(),
+                    s_.zero_stage == 1 ? " (ZeRO-1)" : "");
+      say(buf);
+    }
   }
   if (step >= s_.steps) {
     say("nothing to do: the checkpoint is at step " + std::to_string(step) + " >= train.steps = " +
@@ -541,7 +616,9 @@ TrainResult Run::run() {
     // ---- one optimizer step ----
     const std::vector<MicroBatch> mbs = micro_batches(ds_->train(), sampler.next(), step, step, true);
     std::vector<MicroState> states;
-    const PipelineTimes pt = exec_->run(program_, mbs, states, true, loss_scale);
+    const std::int64_t sent_before = sync_ ? sync_->bytes_sent() : 0;
+    if (sync_) sync_->begin();
+    const PipelineTimes pt = exec_->run(program_, mbs, states, true, loss_scale, sync_ ? &ready_ : nullptr);
     interval_wait += pt.wait_s;
     interval_pipe += pt.total_s;
     interval_fwd += pt.forward_s;
@@ -563,6 +640,12 @@ TrainResult Run::run() {
     opt_->step(s_.schedule.scale_at(step));
     ps_->zero_grad();
     interval_opt += seconds_since(t_opt);
+    if (sync_ && s_.zero_stage == 1) {  // every replica gets the chunks the others updated
+      const auto t_gather = Clock::now();
+      sync_->gather(ps_->flat_values());
+      interval_comm += seconds_since(t_gather);
+    }
+    if (sync_) res.comm_bytes_per_step = sync_->bytes_sent() - sent_before;
     ++step;
     tokens_seen += B * T;
     res.losses.push_back(loss);
@@ -618,6 +701,11 @@ TrainResult Run::run() {
         j["time_backward"] = mean[2];
         j["time_comm"] = mean[3];
         j["time_optimizer"] = mean[4];
+        if (sync_) {  // this rank's gradient-reduction traffic of the last step, and what it reduces
+          j["comm_bytes"] = res.comm_bytes_per_step;
+          j["grad_bytes"] = 4 * ps_->padded_numel();
+          j["optimizer_state_bytes"] = res.optimizer_state_bytes;
+        }
         if (stages_ > 1) {
           j["bubble"] = bubble;
           j["bubble_theory"] = res.theoretical_bubble;
@@ -657,6 +745,7 @@ TrainResult Run::run() {
     }
   }
   res.bubble = run_pipe > 0 ? run_wait / run_pipe : 0.0;
+  res.comm_wait_s = sync_ ? sync_->wait_seconds() : 0.0;
   return res;
 }
 

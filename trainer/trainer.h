@@ -98,6 +98,10 @@ struct TrainSpec {
   int pipeline_stages = 1;
   par::ScheduleKind pipeline_schedule = par::ScheduleKind::one_f_one_b;
   std::vector<std::int64_t> stage_layers;  // layers per stage (sum = depth); empty = balanced (parallel/grid.h)
+  // Data-parallel gradient reduction (parallel/grad_sync.h).
+  double bucket_mb = 25;          // bucket size of the overlapped reduction; 0 = one bucket after backward
+  int zero_stage = 0;             // 1: ZeRO-1 (optimizer state and update sharded over the replicas)
+  bool grad_reduce_bf16 = false;  // bf16 gradient messages (half the bytes, rounded sums)
   // Where
   Device device = Device::cpu;
   nlohmann::json config_snapshot;  // saved in trainer.json
@@ -127,6 +131,10 @@ struct TrainResult {
   double bubble = 0;                  // measured: time waiting for pipeline peers / pipeline time, whole run
   double theoretical_bubble = 0;      // (P-1)/(M+P-1)
   std::int64_t skipped_steps = 0;     // steps skipped for a non-finite loss or gradient norm
+  std::int64_t optimizer_state_bytes = 0;  // AdamW state held by this rank (m and v)
+  std::int64_t grad_bytes = 0;        // this stage's gradient bytes (f32)
+  std::int64_t comm_bytes_per_step = 0;  // gradient-reduction bytes this rank sent per step (last step)
+  double comm_wait_s = 0;             // exposed gradient-reduction wait, whole run
 };
 
 // Runs the training on this rank of the grid (spec.pipeline_stages stages; the communicators move

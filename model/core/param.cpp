@@ -77,16 +77,18 @@ float init_value(const Init& init, std::uint64_t seed, const std::string& init_k
   return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(kTwoPi * u2) * static_cast<double>(init.a));
 }
 
-void ParamSet::finalize(Device device, std::uint64_t seed) {
+void ParamSet::finalize(Device device, std::uint64_t seed, std::int64_t pad_to) {
   SK_CHECK(!finalized(), "ParamSet::finalize called twice");
-  std::vector<float> host(static_cast<std::size_t>(total_));
+  SK_CHECK(pad_to >= 1, "ParamSet::finalize: pad_to must be >= 1, got ", pad_to);
+  const std::int64_t padded = (total_ + pad_to - 1) / pad_to * pad_to;
+  std::vector<float> host(static_cast<std::size_t>(padded), 0.f);
   for (auto& p : params_) {
     float* d = host.data() + p->offset;
     const std::int64_t n = shape_numel(p->shape);
     for (std::int64_t i = 0; i < n; ++i) d[i] = init_value(p->init, seed, p->init_key, i);
   }
-  flat_values_ = Tensor::from_vector(host, {total_}, device);
-  flat_grads_ = Tensor::zeros({total_}, DType::f32, device);
+  flat_values_ = Tensor::from_vector(host, {padded}, device);
+  flat_grads_ = Tensor::zeros({padded}, DType::f32, device);
   for (auto& p : params_) {
     std::int64_t n = shape_numel(p->shape);
     p->value = flat_values_.slice0(p->offset, p->offset + n).reshape(p->shape);

@@ -68,7 +68,9 @@ class ParamSet {
   // Allocates the flat buffers on `device` and initialises every value from (seed, init_key) alone
   // (Philox; init_value below), so any subset of a model — a pipeline stage — gets exactly the
   // values the whole model has, whatever the registration order. Grads start at zero.
-  void finalize(Device device, std::uint64_t seed);
+  // `pad_to`: the flat buffers get numel() rounded up to a multiple of it, zero past the
+  // parameters (ZeRO-1 and bucketed reductions cut them into equal chunks).
+  void finalize(Device device, std::uint64_t seed, std::int64_t pad_to = 1);
   bool finalized() const { return flat_values_.defined(); }
 
   Parameter* find(const std::string& name);  // by any name; nullptr if none
@@ -76,6 +78,7 @@ class ParamSet {
   const std::vector<std::unique_ptr<Parameter>>& params() const { return params_; }
   std::vector<std::unique_ptr<Buffer>>& buffers() { return buffers_; }
   std::int64_t numel() const { return total_; }
+  std::int64_t padded_numel() const { return flat_values_.defined() ? flat_values_.numel() : total_; }
 
   Tensor& flat_values() { return flat_values_; }
   Tensor& flat_grads() { return flat_grads_; }

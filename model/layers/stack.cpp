@@ -131,6 +131,7 @@ LayerStack::LayerStack(const StackConfig& cfg, ParamSet& ps, const std::string& 
     const bool here = n - 1 >= range.first && n - 1 < last;
     const bool use_pkm = std::find(cfg.pkm_layers.begin(), cfg.pkm_layers.end(), n) != cfg.pkm_layers.end();
     {  // self block
+      const std::size_t first_param = ps.params().size();
       const std::string fp = block_path(L, 0), gp = block_path(L, 1);
       Block b;
       Residual* attn = get(sh_attn, fp + "fn.", L, kAttn, here, [&](const std::string& path, std::uint64_t id) {
@@ -154,10 +155,12 @@ LayerStack::LayerStack(const StackConfig& cfg, ParamSet& ps, const std::string& 
       if (here) {
         b.g = wrap(gp, g);
         blocks_.push_back(b);
+        block_params_.emplace_back(first_param, ps.params().size());
       }
       ++L;
     }
     if (cfg.receives_context) {  // context block
+      const std::size_t first_param = ps.params().size();
       const std::string fp = block_path(L, 0), gp = block_path(L, 1);
       Block b;
       b.is_context = true;
@@ -171,6 +174,7 @@ LayerStack::LayerStack(const StackConfig& cfg, ParamSet& ps, const std::string& 
       if (here) {
         b.g = wrap(gp, g);
         blocks_.push_back(b);
+        block_params_.emplace_back(first_param, ps.params().size());
       }
       ++L;
     }
@@ -271,19 +275,29 @@ Streams LayerStack::forward_streams(Streams in, StackStash& st, const Context& c
   return Streams{x1, x2};
 }
 
-Streams LayerStack::backward_streams(Streams dy, StackStash& st, const Context& c) {
+Streams LayerStack::backward_streams(Streams dy, StackStash& st, const Context& c,
+                                     const std::function<void(std::int64_t)>& block_done) {
   Backend& be = c.backend();
+  // Reports every block of the range from `next` down to `to` (exclusive) as done.
+  std::int64_t next = end_block() - 1;
+  auto done_down_to = [&](std::int64_t to) {
+    for (; next > to; --next)
+      if (block_done) block_done(next);
+  };
   if (!cfg_.reversible) {
     Tensor d = std::move(dy.a);  // gradient of the residual stream [B, T, D]
     SK_ASSERT(st.f.size() == st.active.size(), "LayerStack::backward without forward");
     for (std::size_t i = st.active.size(); i-- > 0;) {
+      done_down_to(st.active[i]);
       Block& b = block(st.active[i]);
       const Context bc = block_context(c, st.active[i]);
       d = be.add(d, b.g->backward(d, st.g[i], bc));
       d = be.add(d, b.f->backward(d, st.f[i], bc));
       st.f[i].clear();
       st.g[i].clear();
+      done_down_to(st.active[i] - 1);
     }
+    done_down_to(first_block() - 1);
     st = StackStash{};
     return Streams{d, Tensor()};
   }
@@ -293,17 +307,21 @@ Streams LayerStack::backward_streams(Streams dy, StackStash& st, const Context& 
   st.y2 = Tensor();
   if (cfg_.keep_activations) {  // ordinary backpropagation through the kept stashes
     for (std::size_t i = st.active.size(); i-- > 0;) {
+      done_down_to(st.active[i]);
       Block& b = block(st.active[i]);
       const Context bc = block_context(c, st.active[i]);
       dy1 = be.add(dy1, b.g->backward(dy2, st.g[i], bc));  // g read y1
       dy2 = be.add(dy2, b.f->backward(dy1, st.f[i], bc));  // f read x2
       st.f[i].clear();
       st.g[i].clear();
+      done_down_to(st.active[i] - 1);
     }
+    done_down_to(first_block() - 1);
     st = StackStash{};
     return Streams{dy1, dy2};
   }
   for (std::size_t i = st.active.size(); i-- > 0;) {
+    done_down_to(st.active[i]);
     Block& b = block(st.active[i]);
     Context bc = block_context(c, st.active[i]);
     bc.recompute = true;
@@ -333,7 +351,9 @@ Streams LayerStack::backward_streams(Streams dy, StackStash& st, const Context& 
     y2 = std::move(x2);
     dy1 = std::move(dx1);
     dy2 = std::move(dx2);
+    done_down_to(st.active[i] - 1);
   }
+  done_down_to(first_block() - 1);
   st = StackStash{};
   st.rebuilt1 = y1;
   st.rebuilt2 = y2;

@@ -34,6 +34,7 @@
 // +"fn.fn." (its Chunk wrapper).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -119,8 +120,18 @@ class LayerStack {
   // The active blocks of this stack's range. Reversible: the stash keeps the outputs (y1, y2).
   Streams forward_streams(Streams x, StackStash& st, const Context& c) const;
   // Reversible: rebuilds from st.y1 / st.y2 (kept by forward_streams or set by the caller) and
-  // leaves the rebuilt inputs in st.rebuilt1 / rebuilt2.
-  Streams backward_streams(Streams dy, StackStash& st, const Context& c);
+  // leaves the rebuilt inputs in st.rebuilt1 / rebuilt2. `block_done(L)`, when given, is called for
+  // every block L of the range in backward order as soon as its backward has returned (or, for a
+  // block dropped by layer dropout, when backward passes it): from then on this call adds nothing
+  // more to the parameters that block L registered (block_params), which lets a caller start
+  // reducing their gradients while the rest of backward runs.
+  Streams backward_streams(Streams dy, StackStash& st, const Context& c,
+                           const std::function<void(std::int64_t)>& block_done = {});
+  // Indices into ParamSet::params() of the parameters block L (of this range) registered: its
+  // wrappers, its own modules and the tied modules it used first in the range.
+  std::pair<std::size_t, std::size_t> block_params(std::int64_t L) const {
+    return block_params_[static_cast<std::size_t>(L - first_block_)];
+  }
 
   // The blocks that run under this context (layer dropout over the whole stack, one decision per
   // step: Context::step_key), in order; active_blocks_here keeps those of this stack's range.
@@ -151,6 +162,7 @@ class LayerStack {
   std::vector<std::unique_ptr<Residual>> modules_;   // inner modules (shared ones once)
   std::vector<std::unique_ptr<Residual>> wrappers_;  // one per block side
   std::vector<Block> blocks_;                        // blocks [first_block_, end_block())
+  std::vector<std::pair<std::size_t, std::size_t>> block_params_;  // per block of the range
 };
 
 }  // namespace sk

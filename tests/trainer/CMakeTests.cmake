@@ -28,3 +28,12 @@ if(TARGET sinkhorn)
   set_tests_properties(pipeline_layouts PROPERTIES LABELS "trainer;multirank" TIMEOUT 900 ENVIRONMENT "OMP_NUM_THREADS=1"
                        RUN_SERIAL TRUE)
 endif()
+
+# Data-parallel gradient reduction over real mpirun ranks: buckets vs one-shot, ZeRO-1, resharding,
+# bf16 messages, bytes per step (tests/trainer/grad_sync_test.sh).
+if(TARGET sinkhorn)
+  add_test(NAME grad_sync COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/grad_sync_test.sh $<TARGET_FILE:sinkhorn>
+                                  ${PROJECT_SOURCE_DIR} ${MPIEXEC_EXECUTABLE})
+  set_tests_properties(grad_sync PROPERTIES LABELS "trainer;multirank" TIMEOUT 900 ENVIRONMENT "OMP_NUM_THREADS=1"
+                       RUN_SERIAL TRUE)
+endif()

@@ -121,6 +121,53 @@ TEST_P(AdamWTest, LoadStateContinuesIdentically) {
   EXPECT_THROW(ob.load_state(1, Tensor::zeros({3}, DType::f32), oa.exp_avg_sq()), Error);
 }
 
+// ZeRO-1: optimizers owning disjoint ranges (cutting parameters and parameter groups) update
+// exactly the elements the full optimizer updates, with the same bits, and keep state only for
+// their elements.
+TEST_P(AdamWTest, OwnedRangesUpdateTheirShareBitwise) {
+  const Device d = GetParam();
+  ParamSet full, s0, s1;
+  build(full, d);
+  build(s0, d);
+  build(s1, d);
+  AdamWConfig cfg;
+  cfg.weight_decay = 0.05;
+  const std::int64_t n = full.numel();  // 46: the cut at 17 splits pkm.values (elements 15 … 28)
+  AdamW of(full, cfg), o0(s0, cfg, {{0, 9}, {17, 30}}), o1(s1, cfg, {{9, 17}, {30, n + 2}});
+  EXPECT_EQ(o0.state_numel(), 9 + 13);
+  EXPECT_EQ(o1.state_numel(), 8 + (n - 30));  // the padding past the parameters is ignored
+  for (int t = 0; t < 3; ++t) {
+    std::vector<float> g(static_cast<std::size_t>(n));
+    for (std::size_t i = 0; i < g.size(); ++i) g[i] = std::cos(0.7f * static_cast<float>(i) + static_cast<float>(t));
+    const Tensor gt = Tensor::from_vector(g, {n}, Device::cpu);
+    for (ParamSet* ps : {&full, &s0, &s1}) ps->flat_grads().copy_from(gt);
+    of.step(0.5);
+    o0.step(0.5);
+    o1.step(0.5);
+  }
+  const auto want = full.flat_values().to_vector<float>(), a = s0.flat_values().to_vector<float>(),
+             b = s1.flat_values().to_vector<float>(), init = [&] {
+               ParamSet fresh;
+               build(fresh, Device::cpu);
+               return fresh.flat_values().to_vector<float>();
+             }();
+  for (std::int64_t i = 0; i < n; ++i) {
+    const bool mine0 = i < 9 || (i >= 17 && i < 30);
+    const auto u = static_cast<std::size_t>(i);
+    EXPECT_EQ(mine0 ? a[u] : b[u], want[u]) << i;
+    EXPECT_EQ(mine0 ? b[u] : a[u], init[u]) << "element " << i << " was updated by the optimizer that does not own it";
+  }
+  const auto m = of.exp_avg().to_vector<float>(), m0 = o0.exp_avg().to_vector<float>();
+  for (std::int64_t i = 0; i < 9; ++i) EXPECT_EQ(m0[static_cast<std::size_t>(i)], m[static_cast<std::size_t>(i)]);
+  for (std::int64_t i = 17; i < 30; ++i) EXPECT_EQ(m0[static_cast<std::size_t>(i - 17 + 9)], m[static_cast<std::size_t>(i)]);
+  const auto pc = o0.pieces(10, 20);  // flat 10 … 19: only 17 … 19 is o0's, at state offset 9
+  ASSERT_EQ(pc.size(), 1u);
+  EXPECT_EQ(pc[0].begin, 17);
+  EXPECT_EQ(pc[0].end, 20);
+  EXPECT_EQ(pc[0].state_offset, 9);
+  EXPECT_THROW(AdamW(full, cfg, {{10, 20}, {5, 8}}), Error);  // not ascending
+}
+
 TEST_P(AdamWTest, RejectsBadSettings) {
   ParamSet ps;
   build(ps, GetParam());

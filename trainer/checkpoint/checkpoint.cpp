@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -193,19 +194,33 @@ void phase(par::Communicator* world, bool active, const char* what, Fn&& fn) {
 // The model tensors of this stage: every parameter under every name + the buffers.
 TensorMap model_tensors(ParamSet& ps) { return params_by_name(ps, /*with_aliases=*/true, /*with_buffers=*/true); }
 
-// The optimizer state of this stage by layout-independent name; a tied replica only on the stage
-// of its first use (there its primary name is its init_key).
-TensorMap optim_tensors(ParamSet& ps, AdamW& opt) {
+// The optimizer state this rank owns, by layout-independent name; a tied replica only on the stage
+// of its first use (there its primary name is its init_key). A parameter whose state this rank
+// holds only in part (ZeRO-1) is written as pieces "<name>[a:b]" of its flattened elements.
+TensorMap optim_tensors(ParamSet& ps, AdamW& opt, bool with_step) {
   TensorMap optim;
   Tensor m = opt.exp_avg().reshape({-1}), v = opt.exp_avg_sq().reshape({-1});
   for (const auto& p : ps.params()) {
     if (p->name() != p->init_key) continue;
     const std::int64_t n = shape_numel(p->shape);
-    optim["exp_avg." + p->init_key] = m.slice0(p->offset, p->offset + n).reshape(p->shape);
-    optim["exp_avg_sq." + p->init_key] = v.slice0(p->offset, p->offset + n).reshape(p->shape);
+    for (const AdamW::Piece& pc : opt.pieces(p->offset, p->offset + n)) {
+      const std::int64_t a = pc.begin - p->offset, b = pc.end - p->offset, len = b - a;
+      const bool whole = a == 0 && b == n;
+      const std::string suffix = whole ? "" : cat("[", a, ":", b, "]");
+      Tensor mp = m.slice0(pc.state_offset, pc.state_offset + len), vp = v.slice0(pc.state_offset, pc.state_offset + len);
+      optim["exp_avg." + p->init_key + suffix] = whole ? mp.reshape(p->shape) : mp;
+      optim["exp_avg_sq." + p->init_key + suffix] = whole ? vp.reshape(p->shape) : vp;
+    }
   }
-  optim["step"] = Tensor::from_vector(std::vector<std::int64_t>{opt.steps_taken()}, {1});
+  if (with_step) optim["step"] = Tensor::from_vector(std::vector<std::int64_t>{opt.steps_taken()}, {1});
   return optim;
+}
+
+std::string optim_file_name(const CheckpointShard& s) {
+  if (s.shards <= 1) return stage_file_name("optim", s.stage, s.stages);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "optim-stage-%d-of-%d-shard-%d-of-%d.safetensors", s.stage, s.stages, s.shard, s.shards);
+  return buf;
 }
 
 // ---- reading by index ----
@@ -295,6 +310,45 @@ Tensor read_entry(const Index& ix, const std::string& name, const Entry& e) {
   return t;
 }
 
+// One parameter's optimizer state (`key` = "exp_avg.<init_key>" or "exp_avg_sq.<init_key>", n
+// elements) from the index: the whole tensor, or pieces "<key>[a:b]" that must cover it exactly.
+std::vector<float> read_optim_state(const Index& ix, const std::string& step_dir, const std::string& key,
+                                    std::int64_t n, const std::string& param) {
+  std::vector<float> out(static_cast<std::size_t>(n));
+  auto whole = ix.optim.find(key);
+  if (whole != ix.optim.end()) {
+    const Tensor h = read_entry(ix, key, whole->second);
+    SK_CHECK(h.dtype() == DType::f32 && h.numel() == n, "checkpoint: '", (ix.dir / whole->second.file).string(),
+             "': tensor ", key, " is ", h.str(), ", expected f32 with ", n, " elements");
+    std::copy(h.data<float>(), h.data<float>() + n, out.begin());
+    return out;
+  }
+  std::vector<std::pair<std::int64_t, std::int64_t>> got;
+  for (auto it = ix.optim.lower_bound(key + "["); it != ix.optim.end() && it->first.rfind(key + "[", 0) == 0; ++it) {
+    long long a = -1, b = -1;
+    char close = 0;
+    const std::string range = it->first.substr(key.size());
+    SK_CHECK(std::sscanf(range.c_str(), "[%lld:%lld%c", &a, &b, &close) == 3 && close == ']' && 0 <= a && a < b && b <= n,
+             "checkpoint: '", (ix.dir / it->second.file).string(), "': tensor ", it->first,
+             ": a malformed element range for a parameter of ", n, " elements");
+    const Tensor h = read_entry(ix, it->first, it->second);
+    SK_CHECK(h.dtype() == DType::f32 && h.numel() == b - a, "checkpoint: '", (ix.dir / it->second.file).string(),
+             "': tensor ", it->first, " is ", h.str(), ", expected f32 with ", b - a, " elements");
+    std::copy(h.data<float>(), h.data<float>() + (b - a), out.begin() + a);
+    got.emplace_back(a, b);
+  }
+  std::sort(got.begin(), got.end());
+  std::int64_t covered = 0;
+  for (const auto& [a, b] : got) {
+    SK_CHECK(a == covered, "checkpoint: '", step_dir, "': the pieces of ", key, " do not cover elements ", covered, " … ",
+             a - 1, " exactly (optimizer state of parameter ", param, ")");
+    covered = b;
+  }
+  SK_CHECK(covered == n, "checkpoint: '", step_dir, "': tensor ", key, got.empty() ? " missing" : " incomplete",
+           " (optimizer state of parameter ", param, ", ", covered, " of ", n, " elements found)");
+  return out;
+}
+
 // The names a model ParamSet answers to (parameters under every name, buffers).
 std::set<std::string> names_of(ParamSet& ps) {
   std::set<std::string> n;
@@ -340,11 +394,14 @@ std::string save_checkpoint(const std::string& dir_s, ParamSet& ps, AdamW& opt, 
     SK_CHECK(!ec, "checkpoint: cannot create '", tmp.string(), "': ", ec.message());
   });
 
-  phase(world, shard.writer, "writing a stage's files", [&] {
-    write_safetensors((tmp / stage_file_name("model", shard.stage, shard.stages)).string(), model_tensors(ps),
-                      {{"format", "pt"}});
-    write_safetensors((tmp / stage_file_name("optim", shard.stage, shard.stages)).string(), optim_tensors(ps, opt),
-                      {{"step", std::to_string(opt.steps_taken())}});
+  const bool optim_writer = shard.shards > 1 || shard.writer;
+  phase(world, shard.writer || optim_writer, "writing a stage's files", [&] {
+    if (shard.writer)
+      write_safetensors((tmp / stage_file_name("model", shard.stage, shard.stages)).string(), model_tensors(ps),
+                        {{"format", "pt"}});
+    if (optim_writer)
+      write_safetensors((tmp / optim_file_name(shard)).string(), optim_tensors(ps, opt, shard.shard == 0),
+                        {{"step", std::to_string(opt.steps_taken())}});
   });
 
   phase(world, shard.lead, "completing the checkpoint", [&] {
@@ -361,13 +418,14 @@ std::string save_checkpoint(const std::string& dir_s, ParamSet& ps, AdamW& opt, 
     write_synced(tmp / kTrainerFile, tj.dump(2) + "\n");
 
     nlohmann::ordered_json tensors = nlohmann::ordered_json::object(), files = nlohmann::ordered_json::object();
-    for (int k = 0; k < shard.stages; ++k) {
-      const std::string mf = stage_file_name("model", k, shard.stages), of = stage_file_name("optim", k, shard.stages);
-      SK_CHECK(fs::exists(tmp / mf) && fs::exists(tmp / of), "checkpoint: stage ", k, "'s files are missing from '",
-               tmp.string(), "'");
-      index_safetensors(tmp, mf, tensors, files);
-      index_safetensors(tmp, of, tensors, files);
-    }
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(tmp))
+      if (e.path().extension() == ".safetensors") names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    for (int k = 0; k < shard.stages; ++k)
+      SK_CHECK(std::count(names.begin(), names.end(), stage_file_name("model", k, shard.stages)) == 1,
+               "checkpoint: stage ", k, "'s model file is missing from '", tmp.string(), "'");
+    for (const std::string& f : names) index_safetensors(tmp, f, tensors, files);
     {
       const std::string t = read_bytes(tmp / kTrainerFile);
       files[kTrainerFile] = {{"kind", "trainer"}, {"bytes", t.size()}, {"crc32", hex32(crc32(t.data(), t.size()))}};
@@ -473,8 +531,11 @@ std::set<std::string> files_for(const Index& ix, ParamSet& ps) {
   }
   for (const auto& p : ps.params())
     for (const char* pre : {"exp_avg.", "exp_avg_sq."}) {
-      auto it = ix.optim.find(pre + p->init_key);
+      const std::string key = pre + p->init_key;
+      auto it = ix.optim.find(key);
       if (it != ix.optim.end()) files.insert(it->second.file);
+      for (it = ix.optim.lower_bound(key + "["); it != ix.optim.end() && it->first.rfind(key + "[", 0) == 0; ++it)
+        files.insert(it->second.file);
     }
   auto st = ix.optim.find("step");
   if (st != ix.optim.end()) files.insert(st->second.file);
@@ -521,21 +582,20 @@ TrainerState load_checkpoint(const std::string& step_dir, ParamSet& ps, AdamW& o
   SK_CHECK(st.dtype() == DType::i64 && st.numel() == 1, "checkpoint: '", (ix.dir / step_it->second.file).string(),
            "': tensor step must be i64 [1], got ", st.str());
   const std::int64_t t = st.to_vector<std::int64_t>()[0];
-  std::vector<float> m(static_cast<std::size_t>(ps.numel())), v(m.size());
+  std::vector<float> m(static_cast<std::size_t>(opt.state_numel())), v(m.size());
   for (const auto& p : ps.params()) {
     const std::int64_t n = shape_numel(p->shape);
+    const std::vector<AdamW::Piece> mine = opt.pieces(p->offset, p->offset + n);
+    if (mine.empty()) continue;  // ZeRO: another replica owns all of it
     for (const bool second : {false, true}) {
       const std::string key = (second ? "exp_avg_sq." : "exp_avg.") + p->init_key;
-      auto it = ix.optim.find(key);
-      SK_CHECK(it != ix.optim.end(), "checkpoint: '", step_dir, "': tensor ", key,
-               " missing (optimizer state of parameter ", p->name(), ")");
-      const Tensor h = read_entry(ix, key, it->second);
-      SK_CHECK(h.dtype() == DType::f32 && h.numel() == n, "checkpoint: '", (ix.dir / it->second.file).string(),
-               "': tensor ", key, " is ", h.str(), ", expected f32 with ", n, " elements");
-      std::copy(h.data<float>(), h.data<float>() + n, (second ? v : m).begin() + p->offset);
+      const std::vector<float> full = read_optim_state(ix, step_dir, key, n, p->name());
+      for (const AdamW::Piece& pc : mine)
+        std::copy(full.begin() + (pc.begin - p->offset), full.begin() + (pc.end - p->offset),
+                  (second ? v : m).begin() + pc.state_offset);
     }
   }
-  opt.load_state(t, Tensor::from_vector(m, {ps.numel()}), Tensor::from_vector(v, {ps.numel()}));
+  opt.load_state(t, Tensor::from_vector(m, {opt.state_numel()}), Tensor::from_vector(v, {opt.state_numel()}));
   return s;
 }
 

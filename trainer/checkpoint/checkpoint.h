@@ -10,6 +10,13 @@
 //                                      layout-independent name, Parameter::init_key; a tied
 //                                      replica's state is written once, by the stage of its first
 //                                      use) and "step" (i64 [1])
+//     optim-stage-K-of-S-shard-J-of-R.safetensors   the same with ZeRO-1, one file per replica
+//                                      J: the elements it owns, as "exp_avg.<init_key>[a:b]" (1-D,
+//                                      elements a … b-1 of the flattened parameter) where a
+//                                      parameter is cut between shards (whole tensors otherwise);
+//                                      "step" in shard 0's file. Loading reassembles every
+//                                      parameter's state by name and range, for any number of
+//                                      replicas, with or without ZeRO
 //     trainer.json                     step, tokens seen, sampler cursor, seed, layout (world size,
 //                                      stages, replicas, blocks per stage), config snapshot
 //     index.json                       every tensor -> file, dtype, shape, absolute byte range,
@@ -65,8 +72,11 @@ std::string checkpoint_dir_name(std::int64_t step);  // "step-00000120"
 // This rank's part in a checkpoint.
 struct CheckpointShard {
   int stage = 0, stages = 1;
-  bool writer = true;  // writes its stage's files (replica 0 of the stage)
+  bool writer = true;  // writes its stage's model file (replica 0 of the stage)
   bool lead = true;    // world rank 0: folder, trainer.json, index.json, latest
+  // ZeRO-1: every replica writes the optimizer state it owns to
+  // optim-stage-K-of-S-shard-J-of-R.safetensors; shards = 1: the writer writes the whole state.
+  int shard = 0, shards = 1;
 };
 
 // Writes a checkpoint of `state.step` under `dir` as described above; collective over `world`
