@@ -468,5 +468,61 @@ TEST(CaseConfig, Errors) {
   EXPECT_HAS(case_error(std::string(kModel) + case_table("lm") + "\n[train]\nlr = 1\n"), "[train]: unknown table");
 }
 
+TEST(RunConfig, DataKeys) {
+  const std::string base = std::string(kModel) + kTrain;
+  TempToml d(base);
+  RunConfig c = load_run_config(d.path);
+  EXPECT_EQ(c.data.format, "bytes");
+  EXPECT_TRUE(c.data.paths.empty());
+  EXPECT_TRUE(c.data.tokenizer.empty());
+  EXPECT_FALSE(c.log.tensorboard);
+  const std::string dir = std::filesystem::path(d.path).parent_path().string();
+  TempToml f(base + "[data]\nformat = \"tokens\"\npath = [\"shards/a-*.bin\", \"/abs/b.npy\"]\nval_path = \"val.bin\"\n"
+                    "tokenizer = \"tok.model\"\n[log]\ntensorboard = true\neval_batches = 0\n");
+  c = load_run_config(f.path);
+  EXPECT_EQ(c.data.format, "tokens");
+  // Relative paths (globs too) from the config file's folder; the first is also data.path.
+  ASSERT_EQ(c.data.paths.size(), 2u);
+  EXPECT_EQ(c.data.paths[0], dir + "/shards/a-*.bin");
+  EXPECT_EQ(c.data.paths[1], "/abs/b.npy");
+  EXPECT_EQ(c.data.path, c.data.paths[0]);
+  EXPECT_EQ(c.data.val_paths, std::vector<std::string>{dir + "/val.bin"});
+  EXPECT_EQ(c.data.tokenizer, dir + "/tok.model");
+  EXPECT_TRUE(c.log.tensorboard);
+  EXPECT_EQ(c.log.eval_batches, 0);
+  // --set paths are from the working directory; a single string is a one-element list.
+  c = load_run_config(f.path, {"data.path=x.bin", "data.tokenizer=t.model"});
+  EXPECT_EQ(c.data.paths, std::vector<std::string>{"x.bin"});
+  EXPECT_EQ(c.data.tokenizer, "t.model");
+  TempToml g(base + "[data]\npath = \"text.txt\"\n");
+  c = load_run_config(g.path);
+  EXPECT_EQ(c.data.path, dir + "/text.txt");
+  EXPECT_EQ(c.data.paths, std::vector<std::string>{dir + "/text.txt"});
+}
+
+TEST(ConfigErrors, DataKeys) {
+  const std::string base = std::string(kModel) + kTrain;
+  std::string m = run_error(base + "[data]\nformat = \"shards\"\n");
+  EXPECT_HAS(m, "[data]: format = \"shards\": must be one of \"bytes\", \"tokens\"");
+  m = run_error(base + "[data]\npath = 3\n");
+  EXPECT_HAS(m, "[data]: path = 3: expected a string or an array of strings");
+  m = run_error(base + "[data]\npath = [\"a\", 1]\n");
+  EXPECT_HAS(m, "expected a string or an array of strings");
+  m = run_error(base + "[data]\npath = []\n");
+  EXPECT_HAS(m, "an empty array names no file");
+  m = run_error(base + "[data]\npath = [\"a.txt\", \"b.txt\"]\n");
+  EXPECT_HAS(m, "[data]: path = [2 paths]: format = \"bytes\" reads one text file");
+  m = run_error(base + "[data]\npath = \"a.txt\"\nval_path = \"b.txt\"\n");
+  EXPECT_HAS(m, "needs format = \"tokens\"");
+  m = run_error(base + "[data]\npath = \"a.txt\"\ntokenizer = \"t.model\"\n");
+  EXPECT_HAS(m, "[data]: tokenizer = ");
+  m = run_error(base + "[log]\neval_batches = -1\n");
+  EXPECT_HAS(m, "[log]: eval_batches = -1: must be >= 0");
+  m = run_error(base + "[log]\ntensorboard = 1\n");
+  EXPECT_HAS(m, "[log]: tensorboard = 1: expected true or false");
+  m = run_error(base + "[data]\ntokeniser = \"t.model\"\n");
+  EXPECT_HAS(m, "did you mean tokenizer?");
+}
+
 }  // namespace
 }  // namespace sk
