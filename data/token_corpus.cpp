@@ -363,8 +363,8 @@ void check_shard(ShardInfo& s, const std::uint8_t* base, const ShardChecks& chec
         if (v < 0 || (checks.vocab_size > 0 && v >= checks.vocab_size))
           throw DataError(where + ": token " + str(i + j) + " at byte offset " + str(s.data_offset + (i + j) * w) +
                           " is " + str(v) +
-                          (v < 0 ? ", a negative id" : ", not below the vocabulary size (model.num_tokens = " +
-                                                           str(checks.vocab_size) + ")"));
+                          (v < 0 ? ", a negative id" : ", not below the vocabulary size (" + checks.vocab_name +
+                                                           " = " + str(checks.vocab_size) + ")"));
       }
     }
   }
@@ -521,7 +521,7 @@ Dataset::Dataset(const DatasetSpec& spec) : spec_(spec) {
       throw DataError("data '" + spec.paths[0] + "': byte tokens need model.num_tokens >= 256, got " + str(spec.vocab_size));
     corpus_ = std::make_shared<TokenCorpus>(TokenCorpus::open_bytes(spec.paths[0]));
   } else if (spec.format == "tokens") {
-    ShardChecks checks{spec.vocab_size, spec.seq_len > 0 ? spec.seq_len + 1 : 0};
+    const ShardChecks checks{spec.vocab_size, spec.seq_len > 0 ? spec.seq_len + 1 : 0, "model.num_tokens"};
     corpus_ = std::make_shared<TokenCorpus>(TokenCorpus::open_shards(expand_paths(spec.paths, "data.path"), checks));
     if (!spec.val_paths.empty())
       val_corpus_ =

@@ -88,6 +88,7 @@ void check_same_data(const DataFingerprint& saved, const DataFingerprint& curren
 struct ShardChecks {
   std::int64_t vocab_size = 0;  // every id must be < vocab_size
   std::int64_t min_tokens = 0;  // every shard must hold at least this many tokens (seq_len + 1)
+  std::string vocab_name = "model.num_tokens";  // what vocab_size is, for messages
 };
 
 // Expands files and globs (POSIX glob, sorted) in order. A pattern (with * ? or [) that matches

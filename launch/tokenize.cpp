@@ -235,7 +235,7 @@ int tokenize_decode(const std::vector<std::string>& args) {
   const data::Tokenizer tok(vm["model"].as<std::string>());
   const auto files = data::expand_paths(vm["shard"].as<std::vector<std::string>>(), "tokenize decode");
   // Every shard is opened and checked (ids below the model's vocabulary) before any text is written.
-  const data::TokenCorpus corpus = data::TokenCorpus::open_shards(files, data::ShardChecks{tok.vocab_size(), 0});
+  const data::TokenCorpus corpus = data::TokenCorpus::open_shards(files, data::ShardChecks{tok.vocab_size(), 0, "the tokenizer's vocabulary"});
   std::ofstream file;
   if (vm.count("out")) {
     file.open(vm["out"].as<std::string>(), std::ios::binary | std::ios::trunc);
