@@ -11,3 +11,5 @@ add_test(NAME logs_tensorboard_readback
          COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/tensorboard_test.sh ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR}
                  $<TARGET_FILE:sk_tensorboard_write> $<TARGET_FILE:sinkhorn>)
 set_tests_properties(logs_tensorboard_readback PROPERTIES LABELS "trainer;unit" TIMEOUT 600)
+add_test(NAME logs_plot_metrics COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/plot_test.sh ${PROJECT_SOURCE_DIR} $<TARGET_FILE:sinkhorn>)
+set_tests_properties(logs_plot_metrics PROPERTIES LABELS "trainer;unit" TIMEOUT 300 ENVIRONMENT "OMP_NUM_THREADS=2")
