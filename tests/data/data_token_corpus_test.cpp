@@ -18,7 +18,7 @@
 #include "data/sampler.h"
 #include "data/token_corpus.h"
 #include "data/validation.h"
-#include "tests/tools/python_util.h"
+#include "tests/tools/test_util.h"
 
 namespace sk::data {
 namespace {
@@ -50,13 +50,14 @@ void expect_tokens(const TokenCorpus& c, int k_of_first, std::int64_t v) {
   for (std::int64_t i = 0; i < c.size(); ++i) ASSERT_EQ(got[static_cast<std::size_t>(i)], tok(k_of_first, i, v)) << i;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const DataError& e) {
-    return e.what();
-  }
-  return "(no error)";
+std::string error_of(const std::function<void()>& f) { return sk::test::error_of<DataError>(f); }
+
+DatasetSpec token_spec(const std::string& glob, double val_fraction) {
+  DatasetSpec s;
+  s.format = "tokens";
+  s.paths = {glob};
+  s.val_fraction = val_fraction;
+  return s;
 }
 
 TEST(TokenShards, EveryFormatWrittenByNumpyReadsBack) {
@@ -217,14 +218,7 @@ for name, k, n, v, magic, version, dt in [('a.bin', 0, 777, 65536, 20240520, 1, 
 }
 
 SamplerConfig scfg(SampleOrder o, std::int64_t T, std::int64_t B, std::uint64_t seed = 3, int r = 0, int R = 1) {
-  SamplerConfig c;
-  c.seq_len = T;
-  c.global_batch = B;
-  c.seed = seed;
-  c.order = o;
-  c.dp_rank = r;
-  c.dp_size = R;
-  return c;
+  return SamplerConfig{.seq_len = T, .global_batch = B, .seed = seed, .dp_rank = r, .dp_size = R, .order = o};
 }
 
 TEST(SegmentedSampler, OneSegmentIsThePlainSampler) {
@@ -303,10 +297,7 @@ np.save('val.npy', tok(9, 1200, 4000).astype(np.uint16))
 open('text.txt', 'wb').write(bytes(range(256)) * 40)
 )",
              d.path);
-  DatasetSpec spec;
-  spec.format = "tokens";
-  spec.paths = {d / "train_*.bin"};
-  spec.val_fraction = 0.1;
+  DatasetSpec spec = token_spec(d / "train_*.bin", 0.1);
   spec.vocab_size = 4000;
   spec.seq_len = 128;
   Dataset a(spec);
@@ -353,10 +344,7 @@ for k in range(3):
     llmc('s%d.bin' % k, tok(k, 700000 + 1000 * k, 50000))
 )",
              d.path);
-  DatasetSpec spec;
-  spec.format = "tokens";
-  spec.paths = {d / "s*.bin"};
-  spec.val_fraction = 0.01;
+  const DatasetSpec spec = token_spec(d / "s*.bin", 0.01);
   const DataFingerprint f = Dataset(spec).fingerprint();
   ASSERT_EQ(f.shards.size(), 3u);
   // zlib.crc32 of the first and last MiB, computed by Python.

@@ -9,7 +9,7 @@
 #include "data/data_error.h"
 #include "data/token_corpus.h"
 #include "data/tokenizer.h"
-#include "tests/tools/python_util.h"
+#include "tests/tools/test_util.h"
 
 namespace sk::data {
 namespace {

@@ -10,7 +10,8 @@
 #include "model/core/error.h"
 #include "model/core/param.h"
 #include "model/lm/sinkhorn_lm.h"
-#include "tests/tools/python_util.h"
+#include "tests/model/model_test_util.h"
+#include "tests/tools/test_util.h"
 #include "trainer/checkpoint/model_metadata.h"
 
 namespace sk {
@@ -18,22 +19,16 @@ namespace {
 
 using sk::test::TempDir;
 
+// The small causal LM of the model tests, with a vocabulary of `vocab`.
 LMConfig tiny(std::int64_t vocab) {
-  LMConfig m;
+  LMConfig m = sk::test::tiny_lm(true);
   m.num_tokens = vocab;
-  m.dim = 32;
-  m.max_seq_len = 32;
-  m.depth = 1;
-  m.heads = 2;
-  m.bucket_size = 8;
-  m.causal = true;
-  m.n_local_attn_heads = 1;
   return m;
 }
 
 std::string model_toml(std::int64_t vocab, const std::string& extra = "") {
   return "[model]\nnum_tokens = " + std::to_string(vocab) +
-         "\ndim = 32\nmax_seq_len = 32\ndepth = 1\nheads = 2\nbucket_size = 8\ncausal = true\nn_local_attn_heads = 1\n" +
+         "\ndim = 16\nmax_seq_len = 32\ndepth = 2\nheads = 2\nbucket_size = 8\ncausal = true\n" +
          extra + "[train]\nseq_len = 32\n";
 }
 
@@ -65,14 +60,14 @@ TEST(SampleCli, NoConfigTakesTheModelFromTheMetadata) {
   const std::string a = sample({"--weights", w, "--prompt", "To be", "--len", "12", "--seed", "5"});
   EXPECT_EQ(a.size(), 5u + 12u);
   EXPECT_EQ(a.substr(0, 5), "To be");
-  std::ofstream(d / "run.toml") << model_toml(256);
+  std::ofstream(d / "run.toml") << model_toml(256, "n_top_buckets = 1\n");
   EXPECT_EQ(sample({d / "run.toml", "--weights", w, "--prompt", "To be", "--len", "12", "--seed", "5"}), a);
-  std::ofstream(d / "other.toml") << model_toml(256, "n_top_buckets = 1\n");
+  std::ofstream(d / "other.toml") << model_toml(256);  // the default n_top_buckets = 2
   try {
     sample({d / "other.toml", "--weights", w});
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("[model] n_top_buckets = 1 in the config, 2 in the weights' metadata"),
+    EXPECT_NE(std::string(e.what()).find("[model] n_top_buckets = 2 in the config, 1 in the weights' metadata"),
               std::string::npos)
         << e.what();
   }

@@ -10,7 +10,8 @@
 #include "model/core/error.h"
 #include "model/core/param.h"
 #include "model/lm/sinkhorn_lm.h"
-#include "tests/tools/python_util.h"
+#include "tests/model/model_test_util.h"
+#include "tests/tools/test_util.h"
 #include "trainer/checkpoint/model_metadata.h"
 #include "trainer/checkpoint/safetensors.h"
 
@@ -20,27 +21,14 @@ namespace {
 using sk::test::run_python;
 using sk::test::TempDir;
 
+// The small causal LM of the model tests.
 LMConfig tiny() {
-  LMConfig m;
+  LMConfig m = sk::test::tiny_lm(true);
   m.num_tokens = 256;
-  m.dim = 32;
-  m.max_seq_len = 32;
-  m.depth = 1;
-  m.heads = 2;
-  m.bucket_size = 8;
-  m.causal = true;
-  m.n_local_attn_heads = 1;
   return m;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+std::string error_of(const std::function<void()>& f) { return sk::test::error_of<Error>(f); }
 
 TEST(ModelMetadata, RoundTripsEveryKeyResolved) {
   LMConfig m = tiny();
@@ -48,11 +36,12 @@ TEST(ModelMetadata, RoundTripsEveryKeyResolved) {
   m.pkm_layers = {1, 3};
   m.ff_dropout = 0.1;
   m.n_top_buckets = 3;
+  m.n_local_attn_heads = 1;
   const Metadata meta = model_metadata(m);
   EXPECT_EQ(meta.at("sinkhorn.format"), "1");
-  EXPECT_EQ(meta.at("model.dim_head"), "16");        // None -> dim / heads
+  EXPECT_EQ(meta.at("model.dim_head"), "8");         // None -> dim / heads
   EXPECT_EQ(meta.at("model.kv_bucket_size"), "8");   // None -> bucket_size
-  EXPECT_EQ(meta.at("model.emb_dim"), "32");         // None -> dim
+  EXPECT_EQ(meta.at("model.emb_dim"), "16");         // None -> dim
   EXPECT_EQ(meta.at("model.pkm_layers"), "[1, 3]");
   EXPECT_EQ(meta.at("model.causal"), "true");
   EXPECT_EQ(meta.size(), 34u);  // the format + all 33 [model] keys (launch/config_toml.cpp read_lm)
@@ -62,7 +51,7 @@ TEST(ModelMetadata, RoundTripsEveryKeyResolved) {
   EXPECT_EQ(back.pkm_layers, m.pkm_layers);
   // None and its resolved value are the same model.
   LMConfig explicit_dh = m;
-  explicit_dh.dim_head = 16;
+  explicit_dh.dim_head = 8;
   EXPECT_NO_THROW(check_model_metadata(meta, explicit_dh, "f"));
   EXPECT_NO_THROW(check_model_metadata(Metadata{}, tiny(), "f"));  // no metadata: nothing to check
 }
@@ -73,8 +62,8 @@ TEST(ModelMetadata, NamesTheDifferingKey) {
   LMConfig other = m;
   other.n_top_buckets = 3;
   EXPECT_EQ(error_of([&] { check_model_metadata(meta, other, "w.safetensors"); }),
-            "w.safetensors: [model] n_top_buckets = 3 in the config, 2 in the weights' metadata (the weights were "
-            "trained with n_top_buckets = 2)");
+            "w.safetensors: [model] n_top_buckets = 3 in the config, 1 in the weights' metadata (the weights were "
+            "trained with n_top_buckets = 1)");
   Metadata bad = meta;
   bad["model.depth"] = "two";
   EXPECT_NE(error_of([&] { model_from_metadata(bad, "w"); }).find("w: __metadata__ model.depth = \"two\" is malformed"),
@@ -94,7 +83,7 @@ TEST(ModelMetadata, SavedWeightsLoadOnlyIntoTheirModel) {
   save_params_file(d / "model.safetensors", ps, true, model_metadata(tiny()));
   Metadata meta;
   read_safetensors(d / "model.safetensors", &meta);
-  EXPECT_EQ(model_from_metadata(meta, "x").n_top_buckets, 2);
+  EXPECT_EQ(model_from_metadata(meta, "x").n_top_buckets, 1);
   ParamSet ps2;
   SinkhornLM lm2(tiny(), ps2);
   ps2.finalize(Device::cpu, 4);
@@ -103,8 +92,8 @@ TEST(ModelMetadata, SavedWeightsLoadOnlyIntoTheirModel) {
   EXPECT_TRUE(notes.empty());
   EXPECT_EQ(ps2.flat_values().to_vector<float>(), ps.flat_values().to_vector<float>());
   LMConfig other = tiny();
-  other.n_top_buckets = 1;  // same shapes: would load silently without the metadata check
-  EXPECT_NE(error_of([&] { load_model_weights(d / "model.safetensors", ps2, other); }).find("n_top_buckets = 1 in the config"),
+  other.n_top_buckets = 2;  // same shapes: would load silently without the metadata check
+  EXPECT_NE(error_of([&] { load_model_weights(d / "model.safetensors", ps2, other); }).find("n_top_buckets = 2 in the config"),
             std::string::npos);
 }
 

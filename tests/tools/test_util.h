@@ -1,6 +1,7 @@
-// python_util.h — tests that check our readers/writers against an independent implementation run
-// Python (numpy, zlib) in a child process. The interpreter is the first of $PYTHON, python3,
-// /usr/bin/python3 that imports numpy (as tests/tools/run_reference_case.sh picks it).
+// test_util.h — helpers of the data / weights / CLI tests. Tests that check our readers and
+// writers against an independent implementation run Python (numpy, zlib) in a child process; the
+// interpreter is the first of $PYTHON, python3, /usr/bin/python3 that imports numpy (as
+// tests/tools/run_reference_case.sh picks it).
 #pragma once
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 
 namespace sk::test {
@@ -50,6 +52,17 @@ inline std::string run_python(const std::string& script, const std::filesystem::
   EXPECT_EQ(rc, 0) << "python failed: " << script;
   std::ifstream in(out);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// The message of the E that f throws, or "(no error)".
+template <class E>
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "(no error)";
 }
 
 }  // namespace sk::test
