@@ -375,11 +375,6 @@ void check_shard(ShardInfo& s, const std::uint8_t* base, const ShardChecks& chec
 
 }  // namespace
 
-ShardInfo TokenCorpus::inspect(const std::string& path, const ShardChecks& checks) {
-  TokenCorpus c = open_shards({path}, checks);
-  return c.info_[0];
-}
-
 TokenCorpus TokenCorpus::open_bytes(const std::string& path) {
   TokenCorpus c;
   auto f = std::make_shared<MappedFile>(path);

@@ -107,8 +107,6 @@ class TokenCorpus {
   TokenCorpus() = default;
   static TokenCorpus open_bytes(const std::string& path);
   static TokenCorpus open_shards(const std::vector<std::string>& files, const ShardChecks& checks);
-  // One shard as opened (the format told apart by content), with the checks applied.
-  static ShardInfo inspect(const std::string& path, const ShardChecks& checks);
 
   std::int64_t size() const { return total_; }
   const std::vector<ShardInfo>& shards() const { return info_; }
