@@ -146,6 +146,8 @@ void validate_for_training(const RunConfig& cfg, int dp_ranks) {
     Rules(cfg.path, "data").fail("format", "\"tokens\"", "sinkhorn train reads byte tokens only so far (format = \"bytes\")");
   if (cfg.log.tensorboard)
     Rules(cfg.path, "log").fail("tensorboard", "true", "sinkhorn train does not write TensorBoard events yet");
+  if (cfg.log.eval_batches == 0)
+    Rules(cfg.path, "log").fail("eval_batches", 0, "sinkhorn train evaluates a fixed number of batches so far (>= 1)");
   if (cfg.model.num_tokens < 256)
     Rules(cfg.path, "model").fail("num_tokens", cfg.model.num_tokens,
                                   "must be >= 256 to train on byte tokens ([data] reads a file byte by byte)");
