@@ -6,7 +6,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
+#include <exception>
+#include <mutex>
+#include <thread>
 #include <filesystem>
 #include <fstream>
 #include <unordered_map>
@@ -56,6 +60,38 @@ std::vector<std::int64_t> Tokenizer::encode(std::string_view text) const {
   const auto st = sp_->Encode(text, &ids);
   if (!st.ok()) throw DataError("tokenizer '" + path_ + "': cannot encode: " + st.ToString());
   return std::vector<std::int64_t>(ids.begin(), ids.end());
+}
+
+std::vector<std::int64_t> Tokenizer::encode_blocks(std::string_view text, int threads) const {
+  std::vector<std::string_view> parts;
+  for (std::size_t at = 0; at < text.size();) {
+    const std::size_t nl = text.find('\n', std::min(text.size(), at + 4096));
+    const std::size_t end = nl == std::string_view::npos ? text.size() : nl + 1;
+    parts.push_back(text.substr(at, end - at));
+    at = end;
+  }
+  std::vector<std::vector<std::int64_t>> ids(parts.size());
+  const std::size_t n = std::min<std::size_t>(parts.size(), threads > 0 ? static_cast<std::size_t>(threads)
+                                                                          : std::max(1u, std::thread::hardware_concurrency()));
+  std::atomic<std::size_t> next{0};
+  std::exception_ptr err;
+  std::mutex err_mu;
+  auto work = [&] {
+    try {
+      for (std::size_t i; (i = next.fetch_add(1)) < parts.size();) ids[i] = encode(parts[i]);
+    } catch (...) {
+      std::lock_guard<std::mutex> g(err_mu);
+      err = std::current_exception();
+    }
+  };
+  std::vector<std::thread> pool;
+  for (std::size_t t = 1; t < n; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  if (err) std::rethrow_exception(err);
+  std::vector<std::int64_t> out;
+  for (const auto& v : ids) out.insert(out.end(), v.begin(), v.end());
+  return out;
 }
 
 std::string Tokenizer::decode(const std::vector<std::int64_t>& ids) const {

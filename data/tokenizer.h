@@ -40,6 +40,11 @@ class Tokenizer {
   bool is_byte(std::int64_t id) const;
 
   std::vector<std::int64_t> encode(std::string_view text) const;
+  // encode(text) computed in pieces of ~4 KiB cut after a newline, on `threads` threads (0: one
+  // per core): the same ids for models of train_tokenizer, and much faster on large texts
+  // (SentencePiece's cost grows faster than linearly with the length of one input: 0.6 MB/s in
+  // 1 MiB pieces, 2.3 MB/s in 4 KiB pieces per core on the shipped text).
+  std::vector<std::int64_t> encode_blocks(std::string_view text, int threads = 0) const;
   // Throws DataError for an id outside [0, vocab_size).
   std::string decode(const std::vector<std::int64_t>& ids) const;
   // UTF-8 bytes that each id stands for inside a text (byte pieces 1, control pieces 0, a piece

@@ -72,6 +72,9 @@ TEST_F(TokenizerTest, BlocksCutAfterANewlineEncodeLikeTheWhole) {
     at = end;
   }
   EXPECT_EQ(blocks, whole);
+  EXPECT_EQ(tok.encode_blocks(text, 3), whole);
+  EXPECT_EQ(tok.encode_blocks(text, 1), whole);
+  EXPECT_TRUE(tok.encode_blocks("", 2).empty());
 }
 
 TEST_F(TokenizerTest, BytesPerTokenOfAShardView) {
