@@ -42,6 +42,17 @@ TokenBatch assemble_batch(TokenSpan span, const std::vector<std::int64_t>& offse
   return b;
 }
 
+TokenBatch assemble_batch(const CorpusView& view, const std::vector<std::int64_t>& offsets, std::int64_t seq_len) {
+  if (seq_len < 1) throw DataError("assemble_batch: seq_len must be >= 1, got " + std::to_string(seq_len));
+  TokenBatch b;
+  b.rows = static_cast<std::int64_t>(offsets.size());
+  b.cols = seq_len + 1;
+  b.tokens.resize(static_cast<std::size_t>(b.rows * b.cols));
+  for (std::int64_t r = 0; r < b.rows; ++r)
+    view.read(offsets[static_cast<std::size_t>(r)], b.cols, b.tokens.data() + r * b.cols);
+  return b;
+}
+
 TokenBatch uniform_token_batch(std::uint64_t seed, std::uint64_t step, std::int64_t rows, std::int64_t cols,
                                std::int64_t vocab) {
   if (rows < 0 || cols < 0) throw DataError("uniform_token_batch: negative shape");

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "data/byte_dataset.h"
+#include "data/token_corpus.h"
 
 namespace sk::data {
 
@@ -26,6 +27,10 @@ struct TokenBatch {
 // One row per offset: tokens [offset, offset + seq_len + 1) of `span`. Throws DataError when a
 // window runs past the span.
 TokenBatch assemble_batch(TokenSpan span, const std::vector<std::int64_t>& offsets, std::int64_t seq_len);
+// The same over a corpus view (bytes or token shards, data/token_corpus.h): row r is tokens
+// [offsets[r], offsets[r] + seq_len + 1) of the view. Throws DataError when a window runs outside
+// the view or across a shard boundary (Sampler(view.segments(), cfg) never draws one).
+TokenBatch assemble_batch(const CorpusView& view, const std::vector<std::int64_t>& offsets, std::int64_t seq_len);
 
 // [rows, cols] uniform ids in [0, vocab), element (r, c) a pure function of (seed, step, r, c).
 TokenBatch uniform_token_batch(std::uint64_t seed, std::uint64_t step, std::int64_t rows, std::int64_t cols,

@@ -1,6 +1,7 @@
 // sampler.cpp — window offsets from (seed, global sample index); see sampler.h.
 #include "data/sampler.h"
 
+#include <algorithm>
 #include <numeric>
 
 #include "data/data_error.h"
@@ -23,7 +24,10 @@ SampleOrder parse_sample_order(const std::string& s) {
   throw DataError("unknown sample order '" + s + "' (expected random_windows or shuffled_chunks)");
 }
 
-Sampler::Sampler(std::int64_t corpus_tokens, const SamplerConfig& cfg) : cfg_(cfg), n_(corpus_tokens) {
+Sampler::Sampler(std::int64_t corpus_tokens, const SamplerConfig& cfg)
+    : Sampler(std::vector<std::int64_t>{corpus_tokens}, cfg) {}
+
+Sampler::Sampler(const std::vector<std::int64_t>& segment_tokens, const SamplerConfig& cfg) : cfg_(cfg), n_(0) {
   auto s = [](auto v) { return std::to_string(v); };
   if (cfg.seq_len < 1) throw DataError("sampler: seq_len must be >= 1, got " + s(cfg.seq_len));
   if (cfg.global_batch < 1) throw DataError("sampler: batch size must be >= 1, got " + s(cfg.global_batch));
@@ -32,10 +36,34 @@ Sampler::Sampler(std::int64_t corpus_tokens, const SamplerConfig& cfg) : cfg_(cf
   if (cfg.global_batch % cfg.dp_size != 0)
     throw DataError("sampler: global batch " + s(cfg.global_batch) + " is not divisible by the " + s(cfg.dp_size) +
                     " data-parallel replicas");
-  if (n_ < cfg.seq_len + 1)
-    throw DataError("sampler: the corpus has " + s(n_) + " tokens, fewer than one sample of seq_len + 1 = " +
-                    s(cfg.seq_len + 1));
-  chunks_ = (n_ - 1) / cfg.seq_len;
+  if (segment_tokens.empty()) throw DataError("sampler: no segments to sample from");
+  start_prefix_.push_back(0);
+  chunk_prefix_.push_back(0);
+  for (std::int64_t len : segment_tokens) {
+    if (len < 0) throw DataError("sampler: negative segment size " + s(len));
+    seg_begin_.push_back(n_);
+    n_ += len;
+    const std::int64_t st = len >= cfg.seq_len + 1 ? len - cfg.seq_len : 0;
+    const std::int64_t ch = len >= cfg.seq_len + 1 ? (len - 1) / cfg.seq_len : 0;
+    start_prefix_.push_back(start_prefix_.back() + st);
+    chunk_prefix_.push_back(chunk_prefix_.back() + ch);
+  }
+  starts_ = start_prefix_.back();
+  chunks_ = chunk_prefix_.back();
+  if (starts_ == 0) {
+    if (segment_tokens.size() == 1)
+      throw DataError("sampler: the corpus has " + s(n_) + " tokens, fewer than one sample of seq_len + 1 = " +
+                      s(cfg.seq_len + 1));
+    throw DataError("sampler: none of the " + s(segment_tokens.size()) + " segments (" + s(n_) +
+                    " tokens) holds one sample of seq_len + 1 = " + s(cfg.seq_len + 1) + " tokens");
+  }
+}
+
+std::int64_t Sampler::locate(const std::vector<std::int64_t>& prefix, std::int64_t idx, std::int64_t stride) const {
+  // The segment k with prefix[k] <= idx < prefix[k + 1] (empty segments are skipped by upper_bound).
+  const auto it = std::upper_bound(prefix.begin(), prefix.end(), idx);
+  const auto k = static_cast<std::size_t>(it - prefix.begin() - 1);
+  return seg_begin_[k] + (idx - prefix[k]) * stride;
 }
 
 const std::vector<std::int64_t>& Sampler::permutation(std::uint64_t epoch) const {
@@ -56,12 +84,13 @@ const std::vector<std::int64_t>& Sampler::permutation(std::uint64_t epoch) const
 
 std::int64_t Sampler::offset_of(std::uint64_t g) const {
   if (cfg_.order == SampleOrder::random_windows) {
-    const auto starts = static_cast<std::uint64_t>(n_ - cfg_.seq_len);  // valid starts: [0, n - T - 1]
-    return static_cast<std::int64_t>(bounded(hash3(cfg_.seed, kStreamWindows, g), starts));
+    // One segment: valid starts [0, n - T - 1], the start itself.
+    const auto u = static_cast<std::int64_t>(bounded(hash3(cfg_.seed, kStreamWindows, g), static_cast<std::uint64_t>(starts_)));
+    return locate(start_prefix_, u, 1);
   }
   const auto c = static_cast<std::uint64_t>(chunks_);
   const auto& perm = permutation(g / c);
-  return perm[static_cast<std::size_t>(g % c)] * cfg_.seq_len;
+  return locate(chunk_prefix_, perm[static_cast<std::size_t>(g % c)], cfg_.seq_len);
 }
 
 std::vector<std::int64_t> Sampler::offsets_at(std::uint64_t step) const {

@@ -14,6 +14,15 @@
 //
 // The cursor is plain data (the trainer saves it in trainer.json): restoring it reproduces the
 // following batches exactly, whatever the number of ranks before and after.
+//
+// Segments (token shards, data/token_corpus.h): the sampled range may be the concatenation of
+// segments of sizes n_0, n_1, ... whose windows must not cross a boundary. Offsets are then
+// positions in the concatenation, and
+//   random_windows   draws u uniform in [0, S), S = sum_k max(0, n_k - T) valid starts, and maps it
+//                    to segment k (prefix sums) at start u - S_<k
+//   shuffled_chunks  C = sum_k C_k, C_k = (n_k - 1) / T windows of segment k back to back; one
+//                    permutation of all C per epoch
+// One segment of n tokens gives exactly the offsets of the plain Sampler(n, cfg).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -43,6 +52,9 @@ class Sampler {
  public:
   // corpus_tokens: size of the span sampled from. Throws DataError for bad sizes.
   Sampler(std::int64_t corpus_tokens, const SamplerConfig& cfg);
+  // Over the concatenation of segments (CorpusView::segments()); no window crosses a boundary.
+  // A segment shorter than T + 1 holds no window; throws DataError when none holds one.
+  Sampler(const std::vector<std::int64_t>& segment_tokens, const SamplerConfig& cfg);
 
   // Start offsets of this rank's samples of the next global batch; advances the cursor.
   std::vector<std::int64_t> next();
@@ -56,13 +68,21 @@ class Sampler {
 
   std::int64_t local_batch() const { return cfg_.global_batch / cfg_.dp_size; }
   std::int64_t chunks() const { return chunks_; }  // C (shuffled_chunks)
+  std::int64_t starts() const { return starts_; }  // S: valid window starts (random_windows)
   const SamplerConfig& config() const { return cfg_; }
 
  private:
   const std::vector<std::int64_t>& permutation(std::uint64_t epoch) const;
+  // Position in the concatenation of the idx-th item of a per-segment count (starts or chunks),
+  // `stride` apart inside a segment.
+  std::int64_t locate(const std::vector<std::int64_t>& prefix, std::int64_t idx, std::int64_t stride) const;
   SamplerConfig cfg_;
   std::int64_t n_;
   std::int64_t chunks_ = 0;
+  std::int64_t starts_ = 0;
+  std::vector<std::int64_t> seg_begin_;     // where each segment starts in the concatenation
+  std::vector<std::int64_t> start_prefix_;  // valid starts of segments < k (size = segments + 1)
+  std::vector<std::int64_t> chunk_prefix_;  // chunks of segments < k
   std::uint64_t step_ = 0;
   mutable std::uint64_t perm_epoch_ = ~std::uint64_t{0};  // epoch of the cached permutation
   mutable std::vector<std::int64_t> perm_;

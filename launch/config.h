@@ -42,12 +42,20 @@ struct TrainConfig {
 // [train] keys, in the order documented above (also the accepted set: any other key is an error).
 // A [train] table may be absent (all defaults); seq_len = 0 is resolved to model.max_seq_len.
 
-// [data] of a run config (`sinkhorn train`): a text file read as byte tokens (vocabulary 256).
+// [data] of a run config (`sinkhorn train`): a text file read as byte tokens (vocabulary 256), or
+// pre-tokenized shards (data/token_corpus.h). launch/dataset_spec.h turns it into a data::DatasetSpec.
 struct DataConfig {
-  std::string path;            // required by `sinkhorn train`; relative paths in the file are taken
-                               // from the config file's folder, relative --set paths from the cwd
-  double val_fraction = 0.05;  // last fraction of the bytes held out for validation, in [0, 1)
+  std::string format = "bytes";  // "bytes": one text file, a token per byte | "tokens": token shards
+  std::string path;              // required by `sinkhorn train`: the first of `paths` (bytes: the file).
+                                 // Relative paths in the file are taken from the config file's folder,
+                                 // relative --set paths from the cwd
+  std::vector<std::string> paths;      // `path` as given: a string or an array of strings, each a file or a
+                                       // glob (tokens), resolved as above
+  std::vector<std::string> val_paths;  // tokens: validation shards (same forms); empty = hold out val_fraction
+  double val_fraction = 0.05;  // last fraction of the tokens held out for validation, in [0, 1)
   std::string order = "random_windows";  // "random_windows" | "shuffled_chunks" (data/sampler.h)
+  std::string tokenizer;       // SentencePiece model ("" = none): samples decode, prompts encode with it;
+                               // model.num_tokens must be >= its vocabulary. Relative like path
 };
 
 // [log]: console progress, metrics.jsonl, evaluation and sampling.
@@ -56,7 +64,8 @@ struct LogConfig {
   double peak_tflops = 0;             // peak TFLOP/s of one device for MFU; 0 = known GPUs' from a table, none on CPU
   std::string dir;                    // folder of metrics.jsonl; "" = console only
   std::int64_t eval_interval = 0;     // validation loss every N steps (and at the end); 0 = never
-  std::int64_t eval_batches = 4;      // global batches of the validation split per evaluation
+  std::int64_t eval_batches = 4;      // global batches of validation windows per evaluation; 0 = the whole
+                                      // split in back-to-back windows (data/validation.h)
   std::int64_t sample_interval = 0;   // generate text every N steps (and at the end); 0 = never
   std::int64_t sample_len = 128;      // bytes generated per sample
   std::string sample_prompt;          // prompt; "" = the first seq_len / 2 bytes of the validation split
@@ -64,6 +73,7 @@ struct LogConfig {
   std::string sample_filter = "top_k";  // logit filter before sampling: "top_k" | "top_p"
   double sample_filter_thres = 0.9;     // the filter's threshold, in (0, 1) (0.9: the reference's default)
   std::int64_t sample_eos = -1;         // a row stops after sampling this token; -1 = none, else in [0, num_tokens)
+  bool tensorboard = false;             // also write TensorBoard event files into `dir` (trainer/tensorboard.h)
 };
 
 // [checkpoint]: periodic checkpoints (docs/architecture.md "Checkpoints").

@@ -180,6 +180,23 @@ class TableReader {
       else fail(key, *n, "expected a string");
     }
   }
+  // A string or an array of strings (e.g. data.path: one file, or shards).
+  void string_or_list(const char* key, std::vector<std::string>& out) {
+    if (const toml::node* n = find(key, false)) {
+      out.clear();
+      if (auto s = n->as_string()) {
+        out.push_back(s->get());
+      } else if (const toml::array* a = n->as_array()) {
+        for (const auto& e : *a) {
+          if (!e.is_string()) fail(key, *n, "expected a string or an array of strings");
+          out.push_back(e.as_string()->get());
+        }
+        if (out.empty()) fail(key, *n, "an empty array names no file");
+      } else {
+        fail(key, *n, "expected a string or an array of strings");
+      }
+    }
+  }
   void integer_list(const char* key, std::vector<std::int64_t>& out) {
     if (const toml::node* n = find(key, false)) {
       const toml::array* a = n->as_array();
@@ -344,20 +361,28 @@ TrainConfig read_train(const Doc& d, const toml::table* t) {
   return c;
 }
 
+// A relative path written in the file is relative to the file's folder; one given with --set is
+// relative to the working directory.
+std::string resolve_path(const Doc& d, const std::string& table, const std::string& key, const std::string& p) {
+  if (p.empty() || d.overridden.count({table, key}) || std::filesystem::path(p).is_absolute()) return p;
+  return (std::filesystem::path(d.file).parent_path() / p).lexically_normal().string();
+}
+
 DataConfig read_data(const Doc& d, const toml::table* t) {
   DataConfig c;
   if (!t) return c;
   TableReader r(d, "data", *t);
-  r.string("path", c.path);
+  r.string("format", c.format);
+  r.string_or_list("path", c.paths);
+  r.string_or_list("val_path", c.val_paths);
   r.number("val_fraction", c.val_fraction);
   r.string("order", c.order);
+  r.string("tokenizer", c.tokenizer);
   r.finish();
-  // A relative path written in the file is relative to the file's folder; one given with --set
-  // is relative to the working directory.
-  if (!c.path.empty() && !d.overridden.count({"data", "path"})) {
-    std::filesystem::path p(c.path);
-    if (p.is_relative()) c.path = (std::filesystem::path(d.file).parent_path() / p).lexically_normal().string();
-  }
+  for (auto& p : c.paths) p = resolve_path(d, "data", "path", p);
+  for (auto& p : c.val_paths) p = resolve_path(d, "data", "val_path", p);
+  if (!c.paths.empty()) c.path = c.paths.front();
+  c.tokenizer = resolve_path(d, "data", "tokenizer", c.tokenizer);
   return c;
 }
 
@@ -377,6 +402,7 @@ LogConfig read_log(const Doc& d, const toml::table* t) {
   r.number("sample_filter_thres", c.sample_filter_thres);
   r.integer("sample_eos", c.sample_eos);
   r.number("peak_tflops", c.peak_tflops);
+  r.boolean("tensorboard", c.tensorboard);
   r.finish();
   return c;
 }
@@ -391,10 +417,7 @@ CheckpointConfig read_checkpoint(const Doc& d, const toml::table* t) {
   r.string("init_from", c.init_from);
   r.finish();
   // Relative like data.path: from the config file's folder, or from the cwd when given with --set.
-  if (!c.init_from.empty() && !d.overridden.count({"checkpoint", "init_from"})) {
-    std::filesystem::path p(c.init_from);
-    if (p.is_relative()) c.init_from = (std::filesystem::path(d.file).parent_path() / p).lexically_normal().string();
-  }
+  c.init_from = resolve_path(d, "checkpoint", "init_from", c.init_from);
   return c;
 }
 

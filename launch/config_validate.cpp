@@ -99,14 +99,27 @@ void validate_run_tables(const RunConfig& cfg) {
     r.fail("random_truncate", "true", cat("needs seq_len >= 2 (lengths are drawn from 2 … seq_len), got seq_len = ", t.seq_len));
 
   Rules d(cfg.path, "data");
-  d.unit_interval("val_fraction", cfg.data.val_fraction);
-  d.one_of("order", cfg.data.order, {"random_windows", "shuffled_chunks"});
+  const DataConfig& data = cfg.data;
+  d.one_of("format", data.format, {"bytes", "tokens"});
+  d.unit_interval("val_fraction", data.val_fraction);
+  d.one_of("order", data.order, {"random_windows", "shuffled_chunks"});
+  if (data.format == "bytes") {
+    if (data.paths.size() > 1)
+      d.fail("path", cat("[", data.paths.size(), " paths]"),
+             "format = \"bytes\" reads one text file; token shards need format = \"tokens\"");
+    if (!data.val_paths.empty())
+      d.fail("val_path", "\"" + data.val_paths[0] + "\"",
+             "needs format = \"tokens\" (a bytes corpus holds out val_fraction of its file)");
+    if (!data.tokenizer.empty())
+      d.fail("tokenizer", "\"" + data.tokenizer + "\"",
+             "needs format = \"tokens\" (byte tokens are bytes; tokenize the text with sinkhorn tokenize encode)");
+  }
 
   Rules l(cfg.path, "log");
   const LogConfig& g = cfg.log;
   l.at_least("interval", g.interval, 1);
   l.at_least("eval_interval", g.eval_interval, 0);
-  l.at_least("eval_batches", g.eval_batches, 1);
+  l.at_least("eval_batches", g.eval_batches, 0);  // 0 = the whole validation split
   l.at_least("sample_interval", g.sample_interval, 0);
   l.at_least("sample_len", g.sample_len, 1);
   l.positive("sample_temperature", g.sample_temperature);
@@ -157,7 +170,16 @@ void validate_run_tables(const RunConfig& cfg) {
 
 void validate_for_training(const RunConfig& cfg, int world_size) {
   if (cfg.data.path.empty())
-    throw_error(cat(cfg.path, " [data]: path: missing (required by sinkhorn train: a text file read as byte tokens)"));
+    throw_error(cat(cfg.path, " [data]: path: missing (required by sinkhorn train: a text file read as byte tokens, ",
+                    "or token shards with format = \"tokens\")"));
+  // The datasets, tokenizer and event writer exist (data/token_corpus.h, data/tokenizer.h,
+  // trainer/tensorboard.h); the training loop does not read them yet.
+  if (cfg.data.format == "tokens")
+    Rules(cfg.path, "data").fail("format", "\"tokens\"", "sinkhorn train reads byte tokens only so far (format = \"bytes\")");
+  if (cfg.log.tensorboard)
+    Rules(cfg.path, "log").fail("tensorboard", "true", "sinkhorn train does not write TensorBoard events yet");
+  if (cfg.log.eval_batches == 0)
+    Rules(cfg.path, "log").fail("eval_batches", 0, "sinkhorn train evaluates a fixed number of batches so far (>= 1)");
   if (cfg.model.num_tokens < 256)
     Rules(cfg.path, "model").fail("num_tokens", cfg.model.num_tokens,
                                   "must be >= 256 to train on byte tokens ([data] reads a file byte by byte)");

@@ -22,5 +22,11 @@ find model -name '*.cu' -o -name '*.cuh' | while read -r f; do
   inc "$f" | grep -vE '<(cuda_runtime|cuda_runtime_api|cuda_bf16|cuda_fp16|cooperative_groups|cub/[a-z_/]+|cooperative_groups/[a-z_]+|cstdint|cstddef|cfloat|climits|cmath|math_constants|mma)(\.h|\.cuh)?>|"(model/cuda/launchers\.h|model/cuda/cuda_check\.h|model/cuda/device/[a-z_]+\.cuh|model/core/philox\.h|device/[a-z_]+\.cuh|\.\./device/[a-z_]+\.cuh|launchers\.h|\.\./launchers\.h|\.\./cuda_check\.h|cuda_check\.h)"' \
     | while read -r l; do bad "$f: $l"; done
 done | grep . && fail=1
+# SentencePiece headers only in data/tokenizer.cpp; protobuf headers (and the generated event.pb.h)
+# only in trainer/tensorboard.cpp: both libraries stay behind plain-C++ headers.
+grep -RlE '#\s*include\s*[<"](sentencepiece_[a-z]+\.h)' --include='*.cpp' --include='*.h' --include='*.cu' --include='*.cuh' model data parallel trainer launch tests 2>/dev/null \
+  | grep -v '^data/tokenizer\.cpp$' | while read -r f; do bad "sentencepiece outside data/tokenizer.cpp: $f"; done | grep . && fail=1
+grep -RlE '#\s*include\s*[<"](google/protobuf/|[a-z_/]*\.pb\.h)' --include='*.cpp' --include='*.h' --include='*.cu' --include='*.cuh' model data parallel trainer launch tests 2>/dev/null \
+  | grep -v '^trainer/tensorboard\.cpp$' | while read -r f; do bad "protobuf outside trainer/tensorboard.cpp: $f"; done | grep . && fail=1
 if [ "$fail" = 0 ]; then echo "include rules: ok"; fi
 exit $fail

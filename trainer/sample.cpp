@@ -10,16 +10,21 @@
 #include "model/layers/layer.h"
 #include "model/lm/sinkhorn_lm.h"
 #include "trainer/checkpoint/checkpoint.h"
+#include "trainer/checkpoint/model_metadata.h"
 
 namespace sk {
 
 SampleResult run_sample(const SampleSpec& s) {
-  SK_CHECK(s.model.num_tokens >= 256, "sample: [model] num_tokens = ", s.model.num_tokens,
-           ": must be >= 256 (byte tokens)");
+  const bool bytes = s.prompt_tokens.empty();
+  SK_CHECK(!bytes || s.model.num_tokens >= 256, "sample: [model] num_tokens = ", s.model.num_tokens,
+           ": must be >= 256 (byte tokens; or give a tokenizer)");
+  for (std::int64_t t : s.prompt_tokens)
+    SK_CHECK(t >= 0 && t < s.model.num_tokens, "sample: prompt token ", t, " is outside [0, num_tokens = ",
+             s.model.num_tokens, ")");
   SK_CHECK(s.model.causal, "sample: [model] causal = false: generation needs a causal model");
   SK_CHECK(!s.model.return_embeddings && !s.model.receives_context,
            "sample: the model must be a plain language model (no return_embeddings, no receives_context)");
-  SK_CHECK(!s.prompt.empty(), "sample: --prompt is empty: give at least one byte");
+  SK_CHECK(!bytes || !s.prompt.empty(), "sample: --prompt is empty: give at least one byte");
   SK_CHECK(s.len >= 1, "sample: --len ", s.len, ": must be >= 1");
   SK_CHECK(s.temperature > 0.0 && std::isfinite(s.temperature), "sample: --temperature ", s.temperature,
            ": must be > 0");
@@ -33,7 +38,7 @@ SampleResult run_sample(const SampleSpec& s) {
   ps.finalize(s.device, s.seed);
   SampleResult r;
   try {
-    r.weights_file = load_model_weights(s.weights, ps);
+    r.weights_file = load_model_weights(s.weights, ps, s.model, &r.notes);
   } catch (const Error& e) {
     throw Error(cat("sample: --weights ", s.weights, ": ", e.what()));
   }
@@ -43,8 +48,9 @@ SampleResult run_sample(const SampleSpec& s) {
   arc.pad_left = true;
   AutoregressiveWrapper ar(lm, arc);
 
-  std::vector<std::int64_t> prompt;
-  for (unsigned char c : s.prompt) prompt.push_back(c);
+  std::vector<std::int64_t> prompt = s.prompt_tokens;
+  if (bytes)
+    for (unsigned char c : s.prompt) prompt.push_back(c);
   const std::int64_t keep = std::min<std::int64_t>(static_cast<std::int64_t>(prompt.size()),
                                                    std::max<std::int64_t>(1, s.model.max_seq_len - 1));
   prompt.erase(prompt.begin(), prompt.end() - keep);

@@ -1,8 +1,10 @@
 // sample.h — `sinkhorn sample`: text generation from trained weights.
 //
-// Builds the LM of `model` (byte tokens: num_tokens >= 256, causal), loads every parameter and
-// buffer by reference name from `weights` (a model.safetensors file, a checkpoint step folder or a
-// checkpoint dir — then its `latest`; trainer/checkpoint/checkpoint.h resolve_model_weights), and
+// Builds the LM of `model` (causal; byte tokens: num_tokens >= 256, or the ids of `prompt_tokens`
+// from a tokenizer), loads every parameter and buffer by reference name from `weights` (a
+// model.safetensors file, a checkpoint step folder or a checkpoint dir — then its `latest`;
+// trainer/checkpoint/checkpoint.h resolve_model_weights) after checking the file's [model]
+// metadata against `model` (trainer/checkpoint/model_metadata.h: the differing key is named), and
 // continues the prompt's bytes with AutoregressiveWrapper::generate: `len` tokens, softmax
 // temperature, top_k / top_p filter, stopping after `eos` when set. The Philox seed of the
 // sampling is `seed` (same seed -> same text). The prompt keeps only its last max_seq_len - 1
@@ -22,7 +24,8 @@ namespace sk {
 struct SampleSpec {
   LMConfig model;
   std::string weights;
-  std::string prompt = "\n";  // at least one byte
+  std::string prompt = "\n";  // at least one byte (byte tokens)
+  std::vector<std::int64_t> prompt_tokens;  // when not empty: the prompt as token ids (a tokenizer's), used instead
   std::int64_t len = 128;
   double temperature = 1.0;
   SampleFilter filter = SampleFilter::top_k;
@@ -35,6 +38,7 @@ struct SampleSpec {
 struct SampleResult {
   std::string weights_file;          // the model.safetensors read
   std::vector<std::int64_t> tokens;  // generated tokens (len, or fewer when eos ended the row)
+  std::vector<std::string> notes;    // how foreign weights were taken (conversions, a stripped prefix)
 };
 
 // Checks the spec (one-line sk::Error naming the option and rule), loads the weights, generates.

@@ -3,7 +3,8 @@
 #   1. `sinkhorn reference-check` on a reference case (our model vs the PyTorch reference numbers),
 #   2. `sinkhorn train launch/configs/tinyshakespeare.toml` — a real training run of a small causal
 #      reversible model on Shakespeare's text (loss falling, validation loss, a generated sample,
-#      checkpoints in runs/tinyshakespeare/), on CPU (or on the GPU when one is present).
+#      checkpoints in runs/tinyshakespeare/), on CPU (or on the GPU when one is present),
+#   3. launch/scripts/plot_metrics.py: the curves of that run, as runs/tinyshakespeare/curves.png.
 # Usage: bash launch/scripts/quickstart.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -23,3 +24,5 @@ if "$build/sinkhorn" --version 2>/dev/null | grep -q "backends here:.*cuda"; the
 # A fresh run each time: the previous quickstart's run folder is replaced (use --resume to continue one).
 rm -rf runs/tinyshakespeare
 "$build/sinkhorn" train launch/configs/tinyshakespeare.toml --device "$device"
+# The run's curves (loss / val loss against step and tokens, lr, tokens/s) from its metrics.jsonl.
+echo "curves: $(/usr/bin/python3 launch/scripts/plot_metrics.py runs/tinyshakespeare)"

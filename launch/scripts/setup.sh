@@ -11,6 +11,11 @@ PKGS=(
   libgtest-dev googletest                        # unit tests through ctest
   libboost-program-options-dev                   # CLI parsing
   python3-numpy                                  # tests/data checker (compare of dumps)
+  libsentencepiece-dev                           # `sinkhorn tokenize`, [data] tokenizer (data/tokenizer.cpp only)
+  libprotobuf-dev protobuf-compiler              # TensorBoard event files (trainer/tensorboard.cpp only)
+  zlib1g-dev                                     # crc32 of the token-shard fingerprints (data/token_corpus.cpp)
+  python3-matplotlib                             # launch/scripts/plot_metrics.py
+  python3-venv                                   # test-only venv for the tensorboard PyPI reader
 )
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -14,3 +14,7 @@ endforeach()
 add_test(NAME launch_sample_cli COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/sample_cli_test.sh $<TARGET_FILE:sinkhorn>
                                         ${PROJECT_SOURCE_DIR})
 set_tests_properties(launch_sample_cli PROPERTIES LABELS "unit;launch;trainer" TIMEOUT 300 ENVIRONMENT "OMP_NUM_THREADS=2")
+# `sinkhorn tokenize` and the tinyshakespeare_bpe recipe (tests/launch/tokenize_cli_test.sh).
+add_test(NAME launch_tokenize_cli COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/tokenize_cli_test.sh $<TARGET_FILE:sinkhorn>
+                                          ${PROJECT_SOURCE_DIR})
+set_tests_properties(launch_tokenize_cli PROPERTIES LABELS "unit;launch;data" TIMEOUT 300)

@@ -8,7 +8,10 @@
 #include <fstream>
 #include <string>
 
+#include "data/data_error.h"
 #include "launch/config.h"
+#include "launch/dataset_spec.h"
+#include "tests/tools/test_util.h"
 #include "model/core/error.h"
 
 namespace sk {
@@ -522,6 +525,104 @@ TEST(CaseConfig, Errors) {
   EXPECT_HAS(case_error(std::string(kModel)), "missing table [case]");
   EXPECT_HAS(case_error(case_table("lm")), "needs a table [model]");
   EXPECT_HAS(case_error(std::string(kModel) + case_table("lm") + "\n[train]\nlr = 1\n"), "[train]: unknown table");
+}
+
+TEST(RunConfig, DataKeys) {
+  const std::string base = std::string(kModel) + kTrain;
+  TempToml d(base);
+  RunConfig c = load_run_config(d.path);
+  EXPECT_EQ(c.data.format, "bytes");
+  EXPECT_TRUE(c.data.paths.empty());
+  EXPECT_TRUE(c.data.tokenizer.empty());
+  EXPECT_FALSE(c.log.tensorboard);
+  const std::string dir = std::filesystem::path(d.path).parent_path().string();
+  TempToml f(base + "[data]\nformat = \"tokens\"\npath = [\"shards/a-*.bin\", \"/abs/b.npy\"]\nval_path = \"val.bin\"\n"
+                    "tokenizer = \"tok.model\"\n[log]\ntensorboard = true\neval_batches = 0\n");
+  c = load_run_config(f.path);
+  EXPECT_EQ(c.data.format, "tokens");
+  // Relative paths (globs too) from the config file's folder; the first is also data.path.
+  ASSERT_EQ(c.data.paths.size(), 2u);
+  EXPECT_EQ(c.data.paths[0], dir + "/shards/a-*.bin");
+  EXPECT_EQ(c.data.paths[1], "/abs/b.npy");
+  EXPECT_EQ(c.data.path, c.data.paths[0]);
+  EXPECT_EQ(c.data.val_paths, std::vector<std::string>{dir + "/val.bin"});
+  EXPECT_EQ(c.data.tokenizer, dir + "/tok.model");
+  EXPECT_TRUE(c.log.tensorboard);
+  EXPECT_EQ(c.log.eval_batches, 0);
+  // --set paths are from the working directory; a single string is a one-element list.
+  c = load_run_config(f.path, {"data.path=x.bin", "data.tokenizer=t.model"});
+  EXPECT_EQ(c.data.paths, std::vector<std::string>{"x.bin"});
+  EXPECT_EQ(c.data.tokenizer, "t.model");
+  TempToml g(base + "[data]\npath = \"text.txt\"\n");
+  c = load_run_config(g.path);
+  EXPECT_EQ(c.data.path, dir + "/text.txt");
+  EXPECT_EQ(c.data.paths, std::vector<std::string>{dir + "/text.txt"});
+}
+
+TEST(ConfigErrors, DataKeys) {
+  const std::string base = std::string(kModel) + kTrain;
+  std::string m = run_error(base + "[data]\nformat = \"shards\"\n");
+  EXPECT_HAS(m, "[data]: format = \"shards\": must be one of \"bytes\", \"tokens\"");
+  m = run_error(base + "[data]\npath = 3\n");
+  EXPECT_HAS(m, "[data]: path = 3: expected a string or an array of strings");
+  m = run_error(base + "[data]\npath = [\"a\", 1]\n");
+  EXPECT_HAS(m, "expected a string or an array of strings");
+  m = run_error(base + "[data]\npath = []\n");
+  EXPECT_HAS(m, "an empty array names no file");
+  m = run_error(base + "[data]\npath = [\"a.txt\", \"b.txt\"]\n");
+  EXPECT_HAS(m, "[data]: path = [2 paths]: format = \"bytes\" reads one text file");
+  m = run_error(base + "[data]\npath = \"a.txt\"\nval_path = \"b.txt\"\n");
+  EXPECT_HAS(m, "needs format = \"tokens\"");
+  m = run_error(base + "[data]\npath = \"a.txt\"\ntokenizer = \"t.model\"\n");
+  EXPECT_HAS(m, "[data]: tokenizer = ");
+  m = run_error(base + "[log]\neval_batches = -1\n");
+  EXPECT_HAS(m, "[log]: eval_batches = -1: must be >= 0");
+  m = run_error(base + "[log]\ntensorboard = 1\n");
+  EXPECT_HAS(m, "[log]: tensorboard = 1: expected true or false");
+  m = run_error(base + "[data]\ntokeniser = \"t.model\"\n");
+  EXPECT_HAS(m, "did you mean tokenizer?");
+}
+
+TEST(ConfigErrors, TrainingRejectsWhatTheLoopDoesNotReadYet) {
+  const std::string base = std::string(kModel) + kTrain + "[data]\npath = \"text.txt\"\n";
+  auto train_error = [](const std::string& text) {
+    TempToml f(text);
+    try {
+      validate_for_training(load_run_config(f.path), 1);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_EQ(train_error(base), "");
+  EXPECT_HAS(train_error(base + "format = \"tokens\"\n"), "[data]: format = \"tokens\": sinkhorn train reads byte tokens only so far");
+  EXPECT_HAS(train_error(base + "[log]\ntensorboard = true\n"), "[log]: tensorboard = true: sinkhorn train does not write");
+  EXPECT_HAS(train_error(base + "[log]\neval_batches = 0\n"), "[log]: eval_batches = 0: sinkhorn train evaluates");
+}
+
+TEST(DatasetSpec, OpensTheShardsOfAConfig) {
+  sk::test::TempDir d;
+  std::vector<std::int64_t> ids(600);
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int64_t>(i % 250);
+  data::write_llmc_shard(d / "s-000.bin", ids.data(), 600, 256);
+  data::write_llmc_shard(d / "s-001.bin", ids.data(), 600, 256);
+  const std::string toml = std::string(kModel) + kTrain + "[data]\nformat = \"tokens\"\npath = \"s-*.bin\"\nval_fraction = 0.1\n";
+  std::ofstream(d / "run.toml") << toml;
+  RunConfig cfg = load_run_config(d / "run.toml", {"train.seq_len=256", "model.max_seq_len=256"});
+  const data::DatasetSpec spec = dataset_spec(cfg);
+  EXPECT_EQ(spec.paths, std::vector<std::string>{d / "s-*.bin"});
+  EXPECT_EQ(spec.vocab_size, 256);
+  EXPECT_EQ(spec.seq_len, 256);
+  data::Dataset ds(spec);
+  EXPECT_EQ(ds.train().segments(), (std::vector<std::int64_t>{600, 480}));
+  EXPECT_EQ(ds.val().size(), 120);
+  EXPECT_FALSE(open_run_tokenizer(cfg).has_value());
+  // seq_len 1024: a shard of 600 tokens holds no window.
+  cfg.train.seq_len = 1024;
+  EXPECT_THROW(data::Dataset x(dataset_spec(cfg)), data::DataError);
+  cfg.data.tokenizer = d / "missing.model";
+  EXPECT_HAS(std::string(sk::test::error_of<Error>([&] { open_run_tokenizer(cfg); })),
+             "[data]: tokenizer = \"" + d / "missing.model" + "\": tokenizer '");
 }
 
 }  // namespace

@@ -349,6 +349,30 @@ std::vector<float> read_optim_state(const Index& ix, const std::string& step_dir
   return out;
 }
 
+// The __metadata__ of a safetensors file, from its header alone.
+Metadata header_metadata(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  SK_CHECK(in.good(), "checkpoint: cannot read '", p.string(), "': ", std::strerror(errno));
+  unsigned char len[8];
+  in.read(reinterpret_cast<char*>(len), 8);
+  std::uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | len[i];
+  SK_CHECK(in.good() && n < (std::uint64_t{1} << 30), "checkpoint: '", p.string(), "': bad safetensors header");
+  std::string hdr(static_cast<std::size_t>(n), '\0');
+  in.read(hdr.data(), static_cast<std::streamsize>(n));
+  SK_CHECK(in.good(), "checkpoint: '", p.string(), "': truncated safetensors header");
+  Metadata meta;
+  try {
+    const nlohmann::json j = nlohmann::json::parse(hdr);
+    if (j.contains("__metadata__") && j["__metadata__"].is_object())
+      for (auto it = j["__metadata__"].begin(); it != j["__metadata__"].end(); ++it)
+        meta[it.key()] = it.value().is_string() ? it.value().get<std::string>() : it.value().dump();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(cat("checkpoint: '", p.string(), "': safetensors header is not valid JSON: ", e.what()));
+  }
+  return meta;
+}
+
 // The names a model ParamSet answers to (parameters under every name, buffers).
 std::set<std::string> names_of(ParamSet& ps) {
   std::set<std::string> n;
@@ -631,14 +655,26 @@ std::string load_model_weights(const std::string& path, ParamSet& ps, const std:
   return where;
 }
 
+TensorMap read_checkpoint_model(const std::string& step_dir, Metadata* metadata) {
+  verify_checkpoint(step_dir);
+  const Index ix = open_index(step_dir);
+  TensorMap all;
+  for (const auto& [name, e] : ix.model) all.emplace(name, read_entry(ix, name, e));
+  if (metadata) {
+    std::set<std::string> files;
+    for (const auto& [name, e] : ix.model) files.insert(e.file);
+    if (!files.empty()) *metadata = header_metadata(ix.dir / *files.begin());
+  }
+  return all;
+}
+
 std::size_t export_checkpoint(const std::string& path, const std::string& out) {
   const std::string where = resolve_model_weights(path);
   SK_CHECK(fs::is_directory(where), "checkpoint export: '", path, "' is a single file, not a checkpoint (nothing to merge)");
-  verify_checkpoint(where);
-  const Index ix = open_index(where);
-  TensorMap all;
-  for (const auto& [name, e] : ix.model) all.emplace(name, read_entry(ix, name, e));
-  write_safetensors(out, all, {{"format", "pt"}});
+  Metadata meta;
+  const TensorMap all = read_checkpoint_model(where, &meta);
+  meta["format"] = "pt";
+  write_safetensors(out, all, meta);
   return all.size();
 }
 

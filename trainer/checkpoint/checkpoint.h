@@ -49,6 +49,7 @@
 
 #include "model/core/param.h"
 #include "parallel/communicator.h"
+#include "trainer/checkpoint/safetensors.h"
 #include "trainer/optimizer.h"
 
 namespace sk {
@@ -106,6 +107,10 @@ std::string resolve_model_weights(const std::string& path);
 // checkpoint, whose checksums are verified: each must be present with its shape, and no tensor
 // may name something outside `model_names` (empty: outside ps). Returns what was read.
 std::string load_model_weights(const std::string& path, ParamSet& ps, const std::set<std::string>& model_names = {});
+
+// Every model tensor of a checkpoint step folder (all its model files, verified first) by name;
+// `metadata` (optional) gets the first model file's __metadata__ (stage 0's).
+TensorMap read_checkpoint_model(const std::string& step_dir, Metadata* metadata = nullptr);
 
 // `sinkhorn checkpoint export`: every model tensor of a checkpoint (step folder or dir) merged
 // into one safetensors file by reference name (PyTorch's load_state_dict takes it). Verifies the

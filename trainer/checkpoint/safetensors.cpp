@@ -39,6 +39,37 @@ bool st_dtype_parse(const std::string& s, DType& d) {
   return true;
 }
 
+// IEEE half -> float (subnormals, infinities and NaN included).
+float f16_to_f32(std::uint16_t h) {
+  const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
+  std::uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, bits;
+  if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | (man << 13);
+  } else if (exp != 0) {
+    bits = sign | ((exp + 112) << 23) | (man << 13);
+  } else if (man == 0) {
+    bits = sign;
+  } else {  // subnormal: normalise
+    exp = 113;
+    while (!(man & 0x400u)) {
+      man <<= 1;
+      --exp;
+    }
+    bits = sign | (exp << 23) | ((man & 0x3ffu) << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// What a file that is not safetensors looks like, for the message ("" when it looks like none).
+std::string foreign_format(const unsigned char* b, std::uint64_t n) {
+  if (n >= 4 && b[0] == 'P' && b[1] == 'K' && b[2] == 3 && b[3] == 4)
+    return "it is a zip archive (torch.save's format since PyTorch 1.6)";
+  if (n >= 2 && b[0] == 0x80 && b[1] >= 2 && b[1] <= 5) return "it is a Python pickle (torch.save's legacy format)";
+  return "";
+}
+
 std::string parent_dir(const std::string& path) {
   auto pos = path.find_last_of('/');
   if (pos == std::string::npos) return ".";
@@ -61,7 +92,7 @@ Tensor host(const Tensor& t) { return t.device() == Device::cpu ? t : t.to(Devic
 
 }  // namespace
 
-TensorMap read_safetensors(const std::string& path, Metadata* metadata) {
+TensorMap read_safetensors(const std::string& path, Metadata* metadata, std::vector<std::string>* conversions) {
   std::ifstream f(path, std::ios::binary);
   SK_CHECK(f.good(), "read_safetensors: cannot open ", path);
   f.seekg(0, std::ios::end);
@@ -70,9 +101,13 @@ TensorMap read_safetensors(const std::string& path, Metadata* metadata) {
   SK_CHECK(size >= 8, "read_safetensors: ", path, " is too short (", size, " bytes) to be a safetensors file");
   unsigned char lenb[8];
   f.read(reinterpret_cast<char*>(lenb), 8);
+  const std::string foreign = foreign_format(lenb, size);
+  SK_CHECK(foreign.empty(), "read_safetensors: ", path, " is not a safetensors file: ", foreign,
+           "; export the weights with safetensors.torch.save_file(model.state_dict(), 'model.safetensors')");
   std::uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | lenb[i];
-  SK_CHECK(n <= size - 8, "read_safetensors: ", path, ": header length ", n, " exceeds the file size ", size);
+  SK_CHECK(n <= size - 8, "read_safetensors: ", path, " is not a safetensors file: header length ", n,
+           " exceeds the file size ", size);
   std::string hdr(static_cast<std::size_t>(n), '\0');
   f.read(hdr.data(), static_cast<std::streamsize>(n));
   SK_CHECK(f.good(), "read_safetensors: ", path, ": truncated header");
@@ -100,8 +135,10 @@ TensorMap read_safetensors(const std::string& path, Metadata* metadata) {
              "read_safetensors: ", path, ": tensor '", name, "' needs dtype, shape and data_offsets");
     DType dt;
     const std::string dts = info["dtype"].is_string() ? info["dtype"].get<std::string>() : info["dtype"].dump();
-    SK_CHECK(st_dtype_parse(dts, dt), "read_safetensors: ", path, ": tensor '", name, "' has unsupported dtype ", dts,
-             " (supported: F32, BF16, I64, I32, U8)");
+    const bool wide = dts == "F16" || dts == "F64";  // read as stored, converted to F32 below
+    if (wide) dt = DType::f32;
+    SK_CHECK(wide || st_dtype_parse(dts, dt), "read_safetensors: ", path, ": tensor '", name, "' has unsupported dtype ",
+             dts, " (supported: F32, BF16, I64, I32, U8; F16 and F64 are converted to F32)");
     Shape shape;
     SK_CHECK(info["shape"].is_array(), "read_safetensors: ", path, ": tensor '", name, "': shape must be a list");
     for (const auto& d : info["shape"]) {
@@ -113,14 +150,33 @@ TensorMap read_safetensors(const std::string& path, Metadata* metadata) {
     SK_CHECK(off.is_array() && off.size() == 2 && off[0].is_number_unsigned() && off[1].is_number_unsigned(),
              "read_safetensors: ", path, ": tensor '", name, "': data_offsets must be [begin, end]");
     const auto b = off[0].get<std::uint64_t>(), e = off[1].get<std::uint64_t>();
-    const std::uint64_t want = static_cast<std::uint64_t>(shape_numel(shape)) * dtype_size(dt);
+    const std::uint64_t want = static_cast<std::uint64_t>(shape_numel(shape)) * (dts == "F16" ? 2 : dts == "F64" ? 8 : dtype_size(dt));
     SK_CHECK(b <= e && e <= data_size, "read_safetensors: ", path, ": tensor '", name, "': data_offsets [", b, ", ", e,
              "] outside the data region of ", data_size, " bytes");
     SK_CHECK(e - b == want, "read_safetensors: ", path, ": tensor '", name, "': ", e - b, " bytes for ", dts,
              shape_str(shape), " (expected ", want, ")");
     Tensor t = Tensor::empty(shape, dt, Device::cpu);
     f.seekg(static_cast<std::streamoff>(base + b));
-    if (want) f.read(static_cast<char*>(t.raw()), static_cast<std::streamsize>(want));
+    if (wide) {
+      std::vector<unsigned char> raw(static_cast<std::size_t>(want));
+      if (want) f.read(reinterpret_cast<char*>(raw.data()), static_cast<std::streamsize>(want));
+      SK_CHECK(f.good(), "read_safetensors: ", path, ": tensor '", name, "': truncated data");
+      float* dst = t.data<float>();
+      for (std::int64_t i = 0; i < t.numel(); ++i) {
+        if (dts == "F16") {
+          std::uint16_t h;
+          std::memcpy(&h, raw.data() + 2 * i, 2);
+          dst[i] = f16_to_f32(h);
+        } else {
+          double d;
+          std::memcpy(&d, raw.data() + 8 * i, 8);
+          dst[i] = static_cast<float>(d);
+        }
+      }
+      if (conversions) conversions->push_back(cat("tensor '", name, "': ", dts, " -> F32"));
+    } else if (want) {
+      f.read(static_cast<char*>(t.raw()), static_cast<std::streamsize>(want));
+    }
     SK_CHECK(f.good(), "read_safetensors: ", path, ": tensor '", name, "': truncated data");
     out.emplace(name, std::move(t));
   }

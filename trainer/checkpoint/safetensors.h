@@ -20,8 +20,12 @@ using TensorMap = std::map<std::string, Tensor>;
 using Metadata = std::map<std::string, std::string>;
 
 // Reads every tensor into host (cpu) memory. Throws sk::Error naming the file (and the tensor) on
-// any malformed header, unsupported dtype, bad offsets or truncated data.
-TensorMap read_safetensors(const std::string& path, Metadata* metadata = nullptr);
+// any malformed header, unsupported dtype, bad offsets or truncated data. A torch.save file (a
+// zip archive, or a pickle) is "not a safetensors file", with how to export one. F16 and F64
+// tensors (no Tensor dtype of ours) are converted to F32 on reading; each conversion is added to
+// `conversions` ("tensor 'x': F16 -> F32") when given.
+TensorMap read_safetensors(const std::string& path, Metadata* metadata = nullptr,
+                           std::vector<std::string>* conversions = nullptr);
 // Writes tensors (any device; copied to the host) atomically.
 void write_safetensors(const std::string& path, const TensorMap& tensors, const Metadata& metadata = {});
 
