@@ -254,6 +254,9 @@ TrainSpec train_spec(const RunConfig& cfg, Device dev, bool resume) {
   s.seed = t.seed;
   s.data_path = cfg.data.path;
   s.val_fraction = cfg.data.val_fraction;
+  s.dataset = dataset_spec(cfg);
+  s.tokenizer = cfg.data.tokenizer;
+  s.tensorboard = cfg.log.tensorboard;
   s.order = data::parse_sample_order(cfg.data.order);
   s.log_interval = cfg.log.interval;
   s.peak_tflops = cfg.log.peak_tflops;
@@ -285,6 +288,7 @@ TrainSpec train_spec(const RunConfig& cfg, Device dev, bool resume) {
 int train_main(const RunConfig& cfg, Device dev, bool resume, par::World* world) {
   const int ranks = world ? world->size() : 1;
   validate_for_training(cfg, ranks);
+  open_run_tokenizer(cfg);  // a bad tokenizer is the config's error (naming the key), before anything starts
   TrainSpec spec = train_spec(cfg, dev, resume);
   spec.config_snapshot = config_snapshot(cfg, dev, ranks);
   if (!world || ranks == 1) {

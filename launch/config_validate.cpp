@@ -172,15 +172,9 @@ void validate_for_training(const RunConfig& cfg, int world_size) {
   if (cfg.data.path.empty())
     throw_error(cat(cfg.path, " [data]: path: missing (required by sinkhorn train: a text file read as byte tokens, ",
                     "or token shards with format = \"tokens\")"));
-  // The datasets, tokenizer and event writer exist (data/token_corpus.h, data/tokenizer.h,
-  // trainer/tensorboard.h); the training loop does not read them yet.
-  if (cfg.data.format == "tokens")
-    Rules(cfg.path, "data").fail("format", "\"tokens\"", "sinkhorn train reads byte tokens only so far (format = \"bytes\")");
-  if (cfg.log.tensorboard)
-    Rules(cfg.path, "log").fail("tensorboard", "true", "sinkhorn train does not write TensorBoard events yet");
-  if (cfg.log.eval_batches == 0)
-    Rules(cfg.path, "log").fail("eval_batches", 0, "sinkhorn train evaluates a fixed number of batches so far (>= 1)");
-  if (cfg.model.num_tokens < 256)
+  if (cfg.log.tensorboard && cfg.log.dir.empty())
+    Rules(cfg.path, "log").fail("tensorboard", "true", "needs log.dir (the event files go next to metrics.jsonl)");
+  if (cfg.data.format == "bytes" && cfg.model.num_tokens < 256)
     Rules(cfg.path, "model").fail("num_tokens", cfg.model.num_tokens,
                                   "must be >= 256 to train on byte tokens ([data] reads a file byte by byte)");
   const TrainConfig& t = cfg.train;

@@ -14,6 +14,9 @@
 
 #include "data/batch.h"
 #include "data/byte_dataset.h"
+#include "data/token_corpus.h"
+#include "data/tokenizer.h"
+#include "data/validation.h"
 #include "model/core/backend.h"
 #include "model/core/error.h"
 #include "model/layers/layer.h"
@@ -24,10 +27,13 @@
 #include "parallel/grid.h"
 #include "parallel/host_values.h"
 #include "trainer/checkpoint/checkpoint.h"
+#include "trainer/checkpoint/model_metadata.h"
+#include "trainer/data_record.h"
 #include "trainer/flops.h"
 #include "trainer/metrics.h"
 #include "trainer/pipeline.h"
 #include "trainer/stage.h"
+#include "trainer/tensorboard.h"
 
 namespace sk {
 namespace {
@@ -35,7 +41,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point a) { return std::chrono::duration<double>(Clock::now() - a).count(); }
 
-constexpr std::uint64_t kValSeedMix = 0x5641'4C49'4441'5445ull;  // "VALIDATE": the validation windows' seed
 constexpr std::int64_t kIgnoreIndex = -100;                        // every byte is a target
 constexpr std::int64_t kPadValue = 0;                              // left padding of truncated rows
 
@@ -128,15 +133,20 @@ class Run {
     return c;
   }
   // The micro-batches of this replica for global batch `offs` (this replica's rows) of `step`.
-  std::vector<MicroBatch> micro_batches(data::TokenSpan span, const std::vector<std::int64_t>& offs, std::int64_t step,
-                                        std::int64_t batch_index, bool training) const;
+  // `first_row`: the global sample id of offs[0]; micro-batches of at most b rows.
+  std::vector<MicroBatch> micro_batches(const data::CorpusView& view, const std::vector<std::int64_t>& offs,
+                                        std::int64_t step, std::int64_t first_row, bool training) const;
+  std::string text_of(const std::vector<std::int64_t>& toks) const {
+    return tok_ ? tok_->decode(toks) : printable(toks);
+  }
   // The losses of a run of the pipeline: every micro-batch of every replica in global order.
   std::vector<double> global_losses(const std::vector<MicroState>& states) const;
   void sync_gradients();
   double grad_norm();
   void clip(double norm);
   void average_buffers();
-  double evaluate(std::int64_t step);
+  // Mean validation loss per token, and bits per byte (-1 when unknown).
+  std::pair<double, double> evaluate(std::int64_t step);
   std::string sample(std::int64_t step);
   std::string save(std::int64_t step, std::int64_t tokens_seen, const data::Sampler& sampler);
   std::int64_t memory_bytes() const {
@@ -150,7 +160,9 @@ class Run {
   std::vector<std::int64_t> layers_;  // per stage
   Catalogue cat_;
   std::vector<std::size_t> cat_of_;   // local parameter i -> catalogue position
-  std::unique_ptr<data::ByteDataset> ds_;
+  std::unique_ptr<data::Dataset> ds_;
+  std::optional<data::Tokenizer> tok_;
+  double bytes_per_token_ = -1;  // of the validation split: 1 for bytes, from the tokenizer, else unknown
   std::unique_ptr<ParamSet> ps_;
   std::unique_ptr<Stage> stage_model_;
   std::unique_ptr<PipelineExecutor> exec_;
@@ -187,12 +199,13 @@ void Run::check_spec() const {
     SK_CHECK(sum == s_.model.depth, "parallel: stage_layers sum to ", sum, ", model.depth is ", s_.model.depth);
   }
   SK_CHECK(s_.grad_clip >= 0 && std::isfinite(s_.grad_clip), "train: grad_clip must be >= 0, got ", s_.grad_clip);
-  SK_CHECK(s_.model.num_tokens >= data::ByteDataset::vocab_size, "train: model.num_tokens = ", s_.model.num_tokens,
-           ": must be >= 256 to train on byte tokens");
+  SK_CHECK(s_.dataset.format != "bytes" || s_.model.num_tokens >= data::ByteDataset::vocab_size,
+           "train: model.num_tokens = ", s_.model.num_tokens, ": must be >= 256 to train on byte tokens");
   SK_CHECK(!s_.model.return_embeddings && !s_.model.receives_context,
            "train: the model must be a plain language model (no return_embeddings, no receives_context)");
   SK_CHECK(s_.log_interval >= 1, "train: log interval must be >= 1, got ", s_.log_interval);
-  SK_CHECK(s_.eval_interval >= 0 && s_.eval_batches >= 1, "train: eval_interval must be >= 0 and eval_batches >= 1");
+  SK_CHECK(s_.eval_interval >= 0 && s_.eval_batches >= 0, "train: eval_interval and eval_batches must be >= 0");
+  SK_CHECK(!s_.tensorboard || !s_.log_dir.empty(), "train: log.tensorboard = true needs a log.dir for the event files");
   SK_CHECK(s_.sample_interval >= 0 && s_.sample_len >= 1, "train: sample_interval must be >= 0 and sample_len >= 1");
   SK_CHECK(s_.sample_interval == 0 || s_.model.causal, "train: sampling (sample_interval > 0) needs a causal model");
   SK_CHECK(s_.sample_filter_thres > 0.0 && s_.sample_filter_thres < 1.0, "train: sample_filter_thres must be in (0, 1), got ",
@@ -208,17 +221,18 @@ void Run::check_spec() const {
            s_.device == Device::cuda ? " (built without CUDA, or no GPU visible)" : "");
 }
 
-std::vector<MicroBatch> Run::micro_batches(data::TokenSpan span, const std::vector<std::int64_t>& offs,
-                                           std::int64_t step, std::int64_t batch_index, bool training) const {
-  const std::int64_t B = s_.batch_size, local = B / replicas_, A = s_.grad_accum, mb = local / A;
+std::vector<MicroBatch> Run::micro_batches(const data::CorpusView& view, const std::vector<std::int64_t>& offs,
+                                           std::int64_t step, std::int64_t first_row, bool training) const {
+  const std::int64_t mb = s_.batch_size / (replicas_ * s_.grad_accum);
   MicroBatchOptions o = mbo_;
   o.truncate = training && s_.random_truncate;
   std::vector<MicroBatch> out;
-  for (std::int64_t k = 0; k < A; ++k) {
-    std::vector<std::int64_t> rows(offs.begin() + k * mb, offs.begin() + (k + 1) * mb);
-    const data::TokenBatch tb = data::assemble_batch(span, rows, s_.seq_len);
+  for (std::int64_t k = 0; k < static_cast<std::int64_t>(offs.size()); k += mb) {
+    const std::int64_t n = std::min<std::int64_t>(mb, static_cast<std::int64_t>(offs.size()) - k);
+    std::vector<std::int64_t> rows(offs.begin() + k, offs.begin() + k + n);
+    const data::TokenBatch tb = data::assemble_batch(view, rows, s_.seq_len);
     Context c = context_at(step, training);
-    c.micro = static_cast<std::uint64_t>(batch_index * B + replica_ * local + k * mb);  // global id of row 0
+    c.micro = static_cast<std::uint64_t>(first_row + k);  // global id of row 0
     out.push_back(prepare_micro_batch(tb.tokens, tb.rows, tb.cols, o, c));
   }
   return out;
@@ -332,29 +346,50 @@ void Run::average_buffers() {
     if (b->value.dtype() == DType::f32) dp_->all_reduce(b->value, par::CollOp::avg).wait();
 }
 
-// Mean loss over eval_batches fixed global batches of the validation split, forward-only through
-// the pipeline, each replica taking its rows in micro-batches of the training size.
-double Run::evaluate(std::int64_t step) {
+// Mean loss per token over a fixed, seed-independent set of validation windows
+// (data/validation.h: eval_batches global batches spread evenly over the split, or with
+// eval_batches = 0 the whole split in back-to-back windows), forward-only through the pipeline.
+// The windows go in global batches of batch_size rows; replica r takes its contiguous share of
+// each (the last, partial batch split as evenly), in micro-batches of at most the training size.
+std::pair<double, double> Run::evaluate(std::int64_t step) {
   average_buffers();
-  const data::TokenSpan val = ds_->val();
-  data::SamplerConfig sc;
-  sc.seq_len = s_.seq_len;
-  sc.global_batch = s_.batch_size;
-  sc.seed = s_.seed ^ kValSeedMix;
-  sc.dp_rank = replica_;
-  sc.dp_size = replicas_;
-  data::Sampler sampler(val.size, sc);
+  const data::CorpusView& val = ds_->val();
+  const std::int64_t B = s_.batch_size;
+  const std::vector<std::int64_t> windows =
+      data::validation_offsets(val.segments(), s_.seq_len, s_.eval_batches > 0 ? s_.eval_batches * B : 0);
   std::vector<MicroBatch> mbs;
-  for (std::int64_t i = 0; i < s_.eval_batches; ++i) {
-    std::vector<MicroBatch> part = micro_batches(val, sampler.offsets_at(static_cast<std::uint64_t>(i)), step, i, false);
-    for (auto& m : part) mbs.push_back(std::move(m));
+  for (std::int64_t b0 = 0; b0 < static_cast<std::int64_t>(windows.size()); b0 += B) {
+    const std::int64_t n = std::min<std::int64_t>(B, static_cast<std::int64_t>(windows.size()) - b0);
+    const std::int64_t lo = b0 + n * replica_ / replicas_, hi = b0 + n * (replica_ + 1) / replicas_;
+    if (hi <= lo) continue;
+    std::vector<std::int64_t> mine(windows.begin() + lo, windows.begin() + hi);
+    for (auto& m : micro_batches(val, mine, step, lo, false)) mbs.push_back(std::move(m));
   }
   std::vector<MicroState> states;
-  exec_->run(par::make_forward_schedule(stages_, stage_, static_cast<int>(mbs.size())), mbs, states, false, 1.f);
-  const std::vector<double> losses = global_losses(states);
-  double sum = 0.0;
-  for (double l : losses) sum += l;
-  return sum / static_cast<double>(losses.size());
+  if (!mbs.empty())
+    exec_->run(par::make_forward_schedule(stages_, stage_, static_cast<int>(mbs.size())), mbs, states, false, 1.f);
+  // (loss × tokens, tokens) of every micro-batch, from the last stage, in replica order.
+  std::vector<double> mine(2 * states.size(), 0.0);
+  if (last_stage())
+    for (std::size_t k = 0; k < states.size(); ++k) {
+      mine[2 * k] = states[k].loss * static_cast<double>(states[k].count);
+      mine[2 * k + 1] = static_cast<double>(states[k].count);
+    }
+  const std::vector<double> replica = par::combine_disjoint(pp_, mine, be_->device());
+  // Replicas may hold different numbers of micro-batches: gather sums of fixed size.
+  double sum = 0.0, count = 0.0;
+  for (std::size_t k = 0; k < replica.size(); k += 2) {
+    sum += replica[k];
+    count += replica[k + 1];
+  }
+  const std::vector<double> all = par::gather_doubles(dp_, {sum, count}, be_->device());
+  sum = count = 0.0;
+  for (std::size_t k = 0; k < all.size(); k += 2) {
+    sum += all[k];
+    count += all[k + 1];
+  }
+  const double loss = sum / std::max(count, 1.0);
+  return {loss, bytes_per_token_ > 0 ? data::bits_per_byte(loss, bytes_per_token_) : -1.0};
 }
 
 // Generation through replica 0's pipeline: every stage runs the same loop; each token's logits
@@ -363,11 +398,13 @@ double Run::evaluate(std::int64_t step) {
 std::string Run::sample(std::int64_t step) {
   std::vector<std::int64_t> prompt;
   if (!s_.sample_prompt.empty()) {
-    for (unsigned char c : s_.sample_prompt) prompt.push_back(c);
-  } else {
-    const data::TokenSpan src = ds_->val().size > 0 ? ds_->val() : ds_->train();
-    const std::int64_t n = std::min<std::int64_t>(std::max<std::int64_t>(1, s_.seq_len / 2), src.size);
-    for (std::int64_t i = 0; i < n; ++i) prompt.push_back(src.data[i]);
+    if (tok_) prompt = tok_->encode(s_.sample_prompt);
+    else
+      for (unsigned char c : s_.sample_prompt) prompt.push_back(c);
+  }
+  if (prompt.empty()) {
+    const data::CorpusView& src = ds_->val().size() > 0 ? ds_->val() : ds_->train();
+    prompt = src.head(std::max<std::int64_t>(1, s_.seq_len / 2));
   }
   const std::int64_t keep = std::min<std::int64_t>(static_cast<std::int64_t>(prompt.size()), s_.model.max_seq_len - 1);
   prompt.erase(prompt.begin(), prompt.end() - keep);
@@ -410,7 +447,7 @@ std::string Run::sample(std::int64_t step) {
   };
   const std::vector<std::int64_t> out =
       generate_tokens(prompt, {}, 1, o, ar_sample_key("", ctx), s_.model.max_seq_len, kPadValue, last_logits, nullptr);
-  return printable(prompt) + printable(out);
+  return text_of(prompt) + text_of(out);
 }
 
 std::string Run::save(std::int64_t step, std::int64_t tokens_seen, const data::Sampler& sampler) {
@@ -426,6 +463,7 @@ std::string Run::save(std::int64_t step, std::int64_t tokens_seen, const data::S
   st.replicas = replicas_;
   st.stage_layers = layers_;
   st.config = s_.config_snapshot;
+  st.data = data_fingerprint_json(ds_->fingerprint());
   CheckpointShard shard;
   shard.stage = stage_;
   shard.stages = stages_;
@@ -436,7 +474,8 @@ std::string Run::save(std::int64_t step, std::int64_t tokens_seen, const data::S
     shard.shards = replicas_;
   }
   const auto t0 = Clock::now();
-  const std::string where = save_checkpoint(s_.checkpoint_dir, *ps_, *opt_, st, s_.keep_last, shard, world_);
+  const std::string where =
+      save_checkpoint(s_.checkpoint_dir, *ps_, *opt_, st, s_.keep_last, shard, world_, model_metadata(s_.model));
   char buf[64];
   std::snprintf(buf, sizeof buf, " (%.2f s)", seconds_since(t0));
   say("checkpoint " + where + buf);
@@ -450,13 +489,29 @@ TrainResult Run::run() {
   const std::int64_t local = B / replicas_, mb = local / A;
 
   // ---- everything that can fail on bad input, before anything is written ----
-  ds_ = std::make_unique<data::ByteDataset>(s_.data_path, s_.val_fraction);
-  SK_CHECK(ds_->train().size >= T + 2, "data.path '", s_.data_path, "': the training split has ", ds_->train().size,
-           " bytes, fewer than seq_len + 2 = ", T + 2);
+  data::DatasetSpec dspec = s_.dataset;
+  if (dspec.paths.empty()) {  // one byte-token file
+    dspec.format = "bytes";
+    dspec.paths = {s_.data_path};
+    dspec.val_fraction = s_.val_fraction;
+  }
+  dspec.vocab_size = s_.model.num_tokens;
+  dspec.seq_len = T;
+  ds_ = std::make_unique<data::Dataset>(dspec);
+  const std::string what = dspec.paths.size() == 1 ? dspec.paths[0] : std::to_string(dspec.paths.size()) + " paths";
+  SK_CHECK(ds_->train().size() >= T + 2, "data.path '", what, "': the training split has ", ds_->train().size(),
+           " tokens, fewer than seq_len + 2 = ", T + 2);
   if (s_.eval_interval > 0)
-    SK_CHECK(ds_->val().size >= T + 2, "data.path '", s_.data_path, "': the validation split (val_fraction = ",
-             s_.val_fraction, ") has ", ds_->val().size, " bytes, fewer than seq_len + 2 = ", T + 2,
-             " needed by log.eval_interval > 0");
+    SK_CHECK(ds_->val().size() >= T + 2, "data: the validation split has ", ds_->val().size(),
+             " tokens, fewer than seq_len + 2 = ", T + 2, " needed by log.eval_interval > 0 (data.val_fraction = ",
+             dspec.val_fraction, ", or give data.val_path)");
+  if (!s_.tokenizer.empty()) {
+    tok_.emplace(s_.tokenizer);
+    SK_CHECK(tok_->vocab_size() <= s_.model.num_tokens, "data.tokenizer '", s_.tokenizer, "' has ", tok_->vocab_size(),
+             " pieces: model.num_tokens = ", s_.model.num_tokens, " must be >= its vocabulary");
+  }
+  if (ds_->is_bytes()) bytes_per_token_ = 1.0;
+  else if (tok_ && ds_->val().size() > 0) bytes_per_token_ = tok_->bytes_per_token(ds_->val());
   data::SamplerConfig sc;
   sc.seq_len = T;
   sc.global_batch = B;
@@ -464,7 +519,7 @@ TrainResult Run::run() {
   sc.dp_rank = replica_;
   sc.dp_size = replicas_;
   sc.order = s_.order;
-  data::Sampler sampler(ds_->train().size, sc);
+  data::Sampler sampler(ds_->train().segments(), sc);
 
   // ---- this stage's part of the model ----
   layers_ = layers_per_stage(s_);
@@ -529,6 +584,13 @@ TrainResult Run::run() {
       const TrainerState st = load_checkpoint(*latest, *ps_, *opt_, cat_.names);
       SK_CHECK(st.seed == s_.seed, "--resume: checkpoint '", *latest, "' was trained with train.seed = ", st.seed,
                ", the config says ", s_.seed, " (resuming needs the same seed)");
+      if (!st.data.is_null()) {
+        try {
+          data::check_same_data(data_fingerprint_from_json(st.data), ds_->fingerprint());
+        } catch (const std::exception& e) {
+          throw Error(cat("--resume: checkpoint '", *latest, "': ", e.what()));
+        }
+      }
       sampler.restore(data::SamplerCursor{st.sampler_seed, st.sampler_step});
       step = st.step;
       tokens_seen = st.tokens_seen;
@@ -547,7 +609,15 @@ TrainResult Run::run() {
     } else {
       std::string file;
       try {
-        file = load_model_weights(s_.init_from, *ps_, cat_.names);
+        // A safetensors file (ours, a PyTorch export, foreign forms converted) or a checkpoint:
+        // its [model] metadata must match, and this stage takes its own tensors by name.
+        WeightsFile w = read_model_weights(s_.init_from);
+        check_model_metadata(w.metadata, s_.model, w.file);
+        const LoadReport r = load_params(*ps_, w.tensors, LoadOptions{/*require_all=*/true, /*allow_unexpected=*/true});
+        for (const std::string& n : r.unexpected)
+          SK_CHECK(cat_.names.count(n), w.file, ": tensor '", n, "' does not name any parameter or buffer of the model");
+        for (const std::string& note : w.notes) say("checkpoint.init_from: " + note);
+        file = w.file;
       } catch (const Error& e) {
         throw Error(cat("checkpoint.init_from '", s_.init_from, "': ", e.what()));
       }
@@ -558,17 +628,19 @@ TrainResult Run::run() {
   res.tokens_seen = tokens_seen;
   std::unique_ptr<MetricsLog> log;
   if (lead() && !s_.log_dir.empty()) log = std::make_unique<MetricsLog>(s_.log_dir, /*append=*/s_.resume);
+  std::unique_ptr<TensorBoardWriter> tb;
+  if (lead() && s_.tensorboard) tb = std::make_unique<TensorBoardWriter>(s_.log_dir);
 
   {
     char buf[640];
     std::snprintf(buf, sizeof buf,
                   "train %s on %s x %d: %lld params, global batch %lld x %lld tokens (%lld micro-batch(es) of %lld "
-                  "rows per replica), steps %lld, data %s (%lld train / %lld val bytes)",
+                  "rows per replica), steps %lld, data %s (%lld train / %lld val tokens)",
                   s_.name.c_str(), std::string(device_name(s_.device)).c_str(), world_size_,
                   static_cast<long long>(cat_.numel), static_cast<long long>(B), static_cast<long long>(T),
                   static_cast<long long>(A), static_cast<long long>(mb), static_cast<long long>(s_.steps),
-                  s_.data_path.c_str(), static_cast<long long>(ds_->train().size),
-                  static_cast<long long>(ds_->val().size));
+                  what.c_str(), static_cast<long long>(ds_->train().size()),
+                  static_cast<long long>(ds_->val().size()));
     say(buf);
     std::string lay;
     for (std::size_t k = 0; k < layers_.size(); ++k) lay += (k ? ", " : "") + std::to_string(layers_[k]);
@@ -614,7 +686,8 @@ TrainResult Run::run() {
   const float loss_scale = 1.f / static_cast<float>(A);
   for (; step < last_step;) {
     // ---- one optimizer step ----
-    const std::vector<MicroBatch> mbs = micro_batches(ds_->train(), sampler.next(), step, step, true);
+    const std::vector<MicroBatch> mbs =
+        micro_batches(ds_->train(), sampler.next(), step, step * B + replica_ * local, true);
     std::vector<MicroState> states;
     const std::int64_t sent_before = sync_ ? sync_->bytes_sent() : 0;
     if (sync_) sync_->begin();
@@ -712,19 +785,42 @@ TrainResult Run::run() {
         }
         log->write(j);
       }
+      if (tb) {
+        tb->add_scalar("train/loss", step, m.loss);
+        tb->add_scalar("train/lr", step, m.lr);
+        tb->add_scalar("train/grad_norm", step, m.grad_norm);
+        tb->add_scalar("train/tokens_per_s", step, m.tokens_per_s);
+        tb->add_scalar("train/memory_bytes", step, static_cast<double>(m.memory_bytes));
+        if (mfu >= 0) tb->add_scalar("train/mfu", step, mfu);
+        tb->flush();
+      }
       t_interval = Clock::now();
       interval_steps = 0;
       interval_loss = interval_wait = interval_pipe = 0.0;
       interval_fwd = interval_bwd = interval_comm = interval_opt = 0.0;
     }
     if (s_.eval_interval > 0 && (step % s_.eval_interval == 0 || final_step)) {
-      const double vl = evaluate(step);
+      const auto [vl, bpb] = evaluate(step);
       res.val_losses.push_back(vl);
-      char buf[128];
-      std::snprintf(buf, sizeof buf, "eval step %lld | val loss %.4f | val bpc %.4f", static_cast<long long>(step), vl,
-                    vl / std::log(2.0));
+      if (bpb >= 0) res.val_bpb.push_back(bpb);
+      char buf[160];
+      if (bpb >= 0)
+        std::snprintf(buf, sizeof buf, "eval step %lld | val loss %.4f | val bits/byte %.4f", static_cast<long long>(step),
+                      vl, bpb);
+      else
+        std::snprintf(buf, sizeof buf, "eval step %lld | val loss %.4f per token", static_cast<long long>(step), vl);
       say(buf);
-      if (log) log->write(nlohmann::ordered_json{{"step", step}, {"val_loss", vl}, {"elapsed", seconds_since(t_start)}});
+      if (log) {
+        nlohmann::ordered_json j{{"step", step}, {"val_loss", vl}};
+        if (bpb >= 0) j["val_bpb"] = bpb;
+        j["elapsed"] = seconds_since(t_start);
+        log->write(j);
+      }
+      if (tb) {
+        tb->add_scalar("val/loss", step, vl);
+        if (bpb >= 0) tb->add_scalar("val/bits_per_byte", step, bpb);
+        tb->flush();
+      }
     }
     if (s_.sample_interval > 0 && (step % s_.sample_interval == 0 || final_step)) {
       if (replica_ == 0) {
@@ -733,6 +829,10 @@ TrainResult Run::run() {
           res.samples.push_back(text);
           say("sample step " + std::to_string(step) + ":\n" + text + "\n----");
           if (log) log->write(nlohmann::ordered_json{{"step", step}, {"sample", text}});
+          if (tb) {
+            tb->add_text("samples", step, text);
+            tb->flush();
+          }
         }
       }
     }

@@ -47,6 +47,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/sampler.h"
+#include "data/token_corpus.h"
 #include "model/core/dtype.h"
 #include "model/lm/autoregressive.h"
 #include "model/layers/layer.h"
@@ -72,15 +73,19 @@ struct TrainSpec {
   AdamWConfig optim;
   LrSchedule schedule;
   std::uint64_t seed = 0;       // parameter init, sampler, RNG keys
-  // Data
+  // Data: `dataset` ([data] format, paths, val_paths, ...; data/token_corpus.h). With no paths it
+  // is one byte-token file, `data_path`, split by `val_fraction`.
+  data::DatasetSpec dataset;
   std::string data_path;
   double val_fraction = 0.05;
   data::SampleOrder order = data::SampleOrder::random_windows;
+  std::string tokenizer;  // SentencePiece model: samples decoded, prompts encoded, bits per byte; "" = raw tokens
   // Logs, evaluation, samples
   std::int64_t log_interval = 10;
   double peak_tflops = 0;  // peak TFLOP/s of one device for MFU; 0 = a known GPU's from the table (trainer/flops.h), none on CPU
   std::string log_dir;  // "" = no metrics.jsonl
-  std::int64_t eval_interval = 0, eval_batches = 4;
+  std::int64_t eval_interval = 0, eval_batches = 4;  // eval_batches = 0: the whole validation split
+  bool tensorboard = false;  // TensorBoard event files in log_dir (rank 0)
   std::int64_t sample_interval = 0, sample_len = 128;
   std::string sample_prompt;
   double sample_temperature = 1.0;
@@ -120,7 +125,8 @@ struct TrainResult {
   std::int64_t end_step = 0;        // steps done at the end
   std::vector<double> losses;       // training loss of each step run here (averaged over ranks)
   std::vector<double> grad_norms;   // before clipping
-  std::vector<double> val_losses;   // each evaluation, in order
+  std::vector<double> val_losses;   // each evaluation, in order (mean loss per token)
+  std::vector<double> val_bpb;      // bits per byte of each evaluation (when bytes per token is known)
   std::vector<std::string> samples; // generated texts (rank 0)
   std::int64_t tokens_seen = 0;
   std::string last_checkpoint;      // folder of the last checkpoint written ("" if none)

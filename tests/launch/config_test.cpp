@@ -583,7 +583,7 @@ TEST(ConfigErrors, DataKeys) {
   EXPECT_HAS(m, "did you mean tokenizer?");
 }
 
-TEST(ConfigErrors, TrainingRejectsWhatTheLoopDoesNotReadYet) {
+TEST(ConfigErrors, TrainingTakesTokensTensorBoardAndWholeSplitEvaluation) {
   const std::string base = std::string(kModel) + kTrain + "[data]\npath = \"text.txt\"\n";
   auto train_error = [](const std::string& text) {
     TempToml f(text);
@@ -595,9 +595,16 @@ TEST(ConfigErrors, TrainingRejectsWhatTheLoopDoesNotReadYet) {
     return std::string();
   };
   EXPECT_EQ(train_error(base), "");
-  EXPECT_HAS(train_error(base + "format = \"tokens\"\n"), "[data]: format = \"tokens\": sinkhorn train reads byte tokens only so far");
-  EXPECT_HAS(train_error(base + "[log]\ntensorboard = true\n"), "[log]: tensorboard = true: sinkhorn train does not write");
-  EXPECT_HAS(train_error(base + "[log]\neval_batches = 0\n"), "[log]: eval_batches = 0: sinkhorn train evaluates");
+  EXPECT_EQ(train_error(base + "format = \"tokens\"\n"), "");
+  EXPECT_EQ(train_error(base + "[log]\neval_batches = 0\n"), "");
+  EXPECT_EQ(train_error(base + "[log]\ntensorboard = true\ndir = \"runs\"\n"), "");
+  EXPECT_HAS(train_error(base + "[log]\ntensorboard = true\n"), "[log]: tensorboard = true: needs log.dir");
+  // Byte tokens need a vocabulary of 256; token shards only need their ids below num_tokens.
+  EXPECT_HAS(train_error(with_model_line("num_tokens = 256", "num_tokens = 100") + "[data]\npath = \"t.txt\"\n"),
+             "num_tokens = 100: must be >= 256");
+  EXPECT_EQ(train_error(with_model_line("num_tokens = 256", "num_tokens = 100") +
+                        "[data]\npath = \"t.bin\"\nformat = \"tokens\"\n"),
+            "");
 }
 
 TEST(DatasetSpec, OpensTheShardsOfAConfig) {

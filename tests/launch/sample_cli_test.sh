@@ -55,7 +55,7 @@ check_err() {  # expected-substring args...
 }
 check_err "--weights nowhere" "${model[@]}" --weights nowhere
 check_err "no such file or folder" "${model[@]}" --weights nowhere
-check_err "has shape" "${model[@]}" --set model.dim=48 --weights ck
+check_err "[model] dim = 48 in the config, 32 in the weights' metadata" "${model[@]}" --set model.dim=48 --weights ck
 check_err "step-00000003" "${model[@]}" --set model.dim=48 --weights ck
 check_err "neither a 'latest' file nor index.json" "${model[@]}" --weights .
 check_err "--filter top_z: expected top_k or top_p" "${model[@]}" --weights ck --filter top_z
@@ -80,6 +80,6 @@ grep -q "checkpoint.init_from 'ck' ignored: --resume" t3.txt || { cat t3.txt; fa
 [ $rc = 1 ] || { cat t4.txt; fail "wrong-shape init_from: exit $rc"; }
 strip_notice t4.txt
 [ "$(wc -l < t4.txt)" = 1 ] || { cat t4.txt; fail "wrong-shape init_from: not one line"; }
-grep -q "checkpoint.init_from 'ck'.*has shape" t4.txt || { cat t4.txt; fail "wrong-shape init_from: wrong error"; }
+grep -q "checkpoint.init_from 'ck'.*dim = 48 in the config, 32 in the weights' metadata" t4.txt || { cat t4.txt; fail "wrong-shape init_from: wrong error"; }
 [ ! -e ck3 ] || fail "a failed init_from run created its checkpoint.dir"
 echo OK

@@ -37,3 +37,11 @@ if(TARGET sinkhorn)
   set_tests_properties(grad_sync PROPERTIES LABELS "trainer;multirank" TIMEOUT 900 ENVIRONMENT "OMP_NUM_THREADS=1"
                        RUN_SERIAL TRUE)
 endif()
+
+# Real corpora end to end: tokenizer + shards, TensorBoard, bits per byte, decoded samples, a
+# 2-stage pipeline, changed-data resume, seed-free validation (tests/trainer/corpus_train_test.sh).
+if(TARGET sinkhorn)
+  add_test(NAME corpus_train COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/corpus_train_test.sh $<TARGET_FILE:sinkhorn>
+                                     ${PROJECT_SOURCE_DIR} ${MPIEXEC_EXECUTABLE} ${PROJECT_BINARY_DIR})
+  set_tests_properties(corpus_train PROPERTIES LABELS "trainer;multirank" TIMEOUT 900 ENVIRONMENT "OMP_NUM_THREADS=1")
+endif()

@@ -403,7 +403,8 @@ void load_model_from_index(const Index& ix, ParamSet& ps, const std::set<std::st
 }  // namespace
 
 std::string save_checkpoint(const std::string& dir_s, ParamSet& ps, AdamW& opt, const TrainerState& state,
-                            std::int64_t keep_last, const CheckpointShard& shard, par::Communicator* world) {
+                            std::int64_t keep_last, const CheckpointShard& shard, par::Communicator* world,
+                            const Metadata& model_meta) {
   const fs::path dir(dir_s);
   const std::string name = checkpoint_dir_name(state.step);
   const fs::path tmp = dir / (name + ".tmp"), final_dir = dir / name;
@@ -420,9 +421,11 @@ std::string save_checkpoint(const std::string& dir_s, ParamSet& ps, AdamW& opt, 
 
   const bool optim_writer = shard.shards > 1 || shard.writer;
   phase(world, shard.writer || optim_writer, "writing a stage's files", [&] {
-    if (shard.writer)
-      write_safetensors((tmp / stage_file_name("model", shard.stage, shard.stages)).string(), model_tensors(ps),
-                        {{"format", "pt"}});
+    if (shard.writer) {
+      Metadata meta = model_meta;
+      meta["format"] = "pt";
+      write_safetensors((tmp / stage_file_name("model", shard.stage, shard.stages)).string(), model_tensors(ps), meta);
+    }
     if (optim_writer)
       write_safetensors((tmp / optim_file_name(shard)).string(), optim_tensors(ps, opt, shard.shard == 0),
                         {{"step", std::to_string(opt.steps_taken())}});
@@ -439,6 +442,7 @@ std::string save_checkpoint(const std::string& dir_s, ParamSet& ps, AdamW& opt, 
     tj["layout"] = {{"pipeline_stages", state.stages}, {"data_parallel", state.replicas},
                     {"stage_layers", state.stage_layers}};
     tj["config"] = state.config;
+    if (!state.data.is_null()) tj["data"] = state.data;
     write_synced(tmp / kTrainerFile, tj.dump(2) + "\n");
 
     nlohmann::ordered_json tensors = nlohmann::ordered_json::object(), files = nlohmann::ordered_json::object();
@@ -591,6 +595,7 @@ TrainerState load_checkpoint(const std::string& step_dir, ParamSet& ps, AdamW& o
       s.stage_layers = tj.at("layout").at("stage_layers").get<std::vector<std::int64_t>>();
     }
     s.config = tj.at("config");
+    if (tj.contains("data")) s.data = tj.at("data");
   } catch (const nlohmann::json::exception& e) {
     throw Error(cat("checkpoint: '", tpath.string(), "': malformed: ", e.what()));
   }

@@ -64,6 +64,7 @@ struct TrainerState {
   int stages = 1, replicas = 1;         // the layout that wrote it
   std::vector<std::int64_t> stage_layers;  // layers per stage
   nlohmann::json config;           // snapshot of the run configuration (free-form)
+  nlohmann::json data;             // the data's fingerprint (trainer/data_record.h); null if absent
 };
 
 std::uint32_t crc32(const void* data, std::size_t n, std::uint32_t crc = 0);  // zlib's CRC-32
@@ -82,8 +83,10 @@ struct CheckpointShard {
 
 // Writes a checkpoint of `state.step` under `dir` as described above; collective over `world`
 // (nullptr: a single process). Returns the final step folder on every rank.
+// `model_meta`: extra __metadata__ of the model files (the resolved [model], model_metadata.h).
 std::string save_checkpoint(const std::string& dir, ParamSet& ps, AdamW& opt, const TrainerState& state,
-                            std::int64_t keep_last, const CheckpointShard& shard, par::Communicator* world);
+                            std::int64_t keep_last, const CheckpointShard& shard, par::Communicator* world,
+                            const Metadata& model_meta = {});
 
 // The folder `latest` names under `dir`, or nullopt when there is no `latest` file. Throws when
 // `latest` is malformed or names a missing folder.
