@@ -6,9 +6,10 @@
 // on (wait() also polls ncclCommGetAsyncError, so a failed peer surfaces as an error instead of
 // a hang).
 //
-// Ordering with compute: the backend's stream is private to model/cuda, so each call first waits
-// for the CUDA backend to finish queued work (Backend::synchronize) before enqueueing on the
-// NCCL stream; the caller must not touch a buffer until its handle is waited on.
+// Ordering with compute, without a host synchronisation: each call records an event on the CUDA
+// backend's stream (Backend::native_stream) and makes the NCCL stream wait for it, so NCCL reads a
+// buffer only after every kernel queued before the call wrote it; the caller must not touch a
+// buffer until its handle is waited on (a host wait on the operation's own event).
 // Every CUDA and NCCL call goes through CUDA_CHECK / NCCL_CHECK (call, file:line, error string,
 // rank).
 #include <cuda_runtime_api.h>
@@ -94,6 +95,7 @@ class NcclCommunicator final : public Communicator {
     MPI_CHECK(MPI_Bcast(&id, static_cast<int>(sizeof id), MPI_BYTE, 0, comm.get()));
     NCCL_CHECK(ncclCommInitRank(&comm_, size_, id, rank_));
     cudaError_t rc = cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking);
+    if (rc == cudaSuccess) rc = cudaEventCreateWithFlags(&order_, cudaEventDisableTiming);
     if (rc != cudaSuccess) {
       ncclCommDestroy(comm_);
       CUDA_CHECK(rc);
@@ -105,6 +107,7 @@ class NcclCommunicator final : public Communicator {
     if (rc != ncclSuccess)
       std::fprintf(stderr, "sinkhorn: warning: ncclCommDestroy failed on %s: %s\n", rank_tag().c_str(),
                    ncclGetErrorString(rc));
+    report(cudaEventDestroy(order_), "cudaEventDestroy");
     report(cudaStreamDestroy(stream_), "cudaStreamDestroy");
   }
   int rank() const override { return rank_; }
@@ -160,9 +163,11 @@ class NcclCommunicator final : public Communicator {
  private:
   static std::size_t n(const Tensor& t) { return static_cast<std::size_t>(t.numel()); }
   void before() {
-    if (in_group_) return;  // synchronised by do_group_start
+    if (in_group_) return;  // ordered by do_group_start
     CUDA_CHECK(cudaSetDevice(device_));
-    backend_for(Device::cuda).synchronize();  // buffers written by compute kernels are complete
+    auto* compute = static_cast<cudaStream_t>(backend_for(Device::cuda).native_stream());
+    CUDA_CHECK(cudaEventRecord(order_, compute));
+    CUDA_CHECK(cudaStreamWaitEvent(stream_, order_, 0));
   }
   Handle after(const Tensor& a, const Tensor& b) {
     if (in_group_) return Handle(std::make_unique<GroupedWork>(this, a, b));
@@ -193,6 +198,7 @@ class NcclCommunicator final : public Communicator {
   int rank_ = 0, size_ = 1;
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
+  cudaEvent_t order_ = nullptr;  // compute-stream position each operation waits for
 };
 
 }  // namespace

@@ -52,6 +52,7 @@ class CudaBackend final : public Backend {
   std::size_t bytes_in_use() const override;
   std::size_t peak_bytes() const override;
   std::string device_model() override;
+  void* native_stream() override { return stream(); }
 
   // ---- CUDA specifics ----
   // Selects the GPU; only before the first use (else sk::Error unless it is the same device).
