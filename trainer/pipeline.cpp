@@ -16,6 +16,20 @@ int grad_tag(int m) { return 2 * m + 1; }
 
 }  // namespace
 
+void PipelineExecutor::read_losses(std::vector<MicroState>& states) {
+  std::vector<Tensor> ls;
+  for (const MicroState& st : states)
+    if (st.loss_t.defined()) ls.push_back(st.loss_t);
+  if (ls.empty()) return;
+  const std::vector<float> host = backend_of(ls[0]).concat(ls, 0).to_vector<float>();
+  std::size_t k = 0;
+  for (MicroState& st : states)
+    if (st.loss_t.defined()) {
+      st.loss = static_cast<double>(host[k++]);
+      st.loss_t = Tensor();
+    }
+}
+
 PipelineTimes PipelineExecutor::run(const par::Program& program, const std::vector<MicroBatch>& mbs,
                                     std::vector<MicroState>& states, bool backward, float loss_scale,
                                     const GradsReady* ready) {
@@ -81,6 +95,7 @@ PipelineTimes PipelineExecutor::run(const par::Program& program, const std::vect
     }
     t.wait_s += since(tw);
   }
+  read_losses(states);
   t.total_s = since(t0);
   return t;
 }

@@ -45,6 +45,8 @@ class PipelineExecutor {
                     bool backward, float loss_scale, const GradsReady* ready = nullptr);
 
   Stage& stage() { return stage_; }
+  // Fills MicroState::loss of every state from its device loss (one host read for all).
+  static void read_losses(std::vector<MicroState>& states);
   const PipelinePeers& peers() const { return peers_; }
 
  private:

@@ -146,7 +146,7 @@ Tensor Stage::forward(const MicroBatch& mb, const Tensor& in, MicroState& st, bo
   const Tensor logits = head_logits(mb, lm_->stack().leave(y), head);  // [b*T, V]
   y = Streams{};
   CrossEntropyOut ce = be.cross_entropy(logits, mb.targets, mb.ignore_index);
-  st.loss = static_cast<double>(ce.loss.item());
+  st.loss_t = ce.loss;  // read later, all micro-batches at once (no host sync per micro-batch)
   st.count = ce.count;
   if (!backward_follows) {
     st.stack = StackStash{};

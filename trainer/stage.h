@@ -60,7 +60,8 @@ struct MicroState {
   LMStash lm;          // embeddings (sequential first stage) / head (transient)
   StackStash stack;    // this stage's blocks
   Streams dout;        // last stage: gradient of its output streams (head backward already done)
-  double loss = 0;     // last stage: the micro-batch's mean loss
+  double loss = 0;     // last stage: the micro-batch's mean loss (host copy, read by loss_value)
+  Tensor loss_t;       // ... on the device, f32 [1]: read once per step for all micro-batches
   std::int64_t count = 0;  // last stage: counted targets
 };
 

@@ -288,6 +288,8 @@ double Run::grad_norm() {
   std::vector<double> sq(cat_.entries.size(), 0.0);
   const auto& params = ps_->params();
   const bool zero = sync_ && s_.zero_stage == 1;
+  std::vector<Tensor> device_sums;
+  std::vector<std::size_t> device_owner;
   for (std::size_t i = 0; i < params.size(); ++i) {
     const Parameter& p = *params[i];
     if (p.name() != p.init_key) continue;
@@ -307,12 +309,17 @@ double Run::grad_norm() {
       if (g.device() == Device::cpu) {
         const float* d = g.data<float>();
         for (std::int64_t k = b; k < e; ++k) acc += static_cast<double>(d[k]) * static_cast<double>(d[k]);
-      } else {
+      } else {  // on the device: one f32 sum per part, read back together below
         Tensor part = g.slice0(b, e);
-        acc += static_cast<double>(be_->reduce(be_->mul(part, part), 0, ReduceOp::sum).item());
+        device_sums.push_back(be_->reduce(be_->mul(part, part), 0, ReduceOp::sum, /*keepdim=*/true));
+        device_owner.push_back(cat_of_[i]);
       }
     }
     sq[cat_of_[i]] = acc;
+  }
+  if (!device_sums.empty()) {  // one host read for every parameter
+    const std::vector<float> host = be_->concat(device_sums, 0).to_vector<float>();
+    for (std::size_t k = 0; k < host.size(); ++k) sq[device_owner[k]] += static_cast<double>(host[k]);
   }
   if (zero) {
     const std::vector<double> all = par::gather_doubles(dp_, sq, be_->device());
