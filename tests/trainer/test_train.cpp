@@ -446,7 +446,7 @@ TEST(Train, StageMicroBatchMatchesTheWrapper) {
     EXPECT_EQ(sb.T, mb.T);
     pad_ignoring_ar.loss_backward(sb, c, 1.f);
     const std::vector<float> gb = ps.flat_grads().to_vector<float>();
-    EXPECT_NEAR(st.loss, lb, 1e-6) << truncate;
+    EXPECT_NEAR(st.loss_t.item(), lb, 1e-6) << truncate;
     ASSERT_EQ(ga.size(), gb.size());
     double diff = 0, norm = 0;
     for (std::size_t i = 0; i < ga.size(); ++i) {
