@@ -27,6 +27,7 @@
 #include "parallel/communicator.h"
 #include "parallel/grid_comms.h"
 #include "parallel/schedule.h"
+#include "parallel/watchdog.h"
 #include "trainer/bench.h"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/checkpoint/model_metadata.h"
@@ -295,6 +296,13 @@ int train_main(const RunConfig& cfg, Device dev, bool resume, par::World* world)
     run_training(spec, TrainComms{});
     return 0;
   }
+  // No hang, ever: a blocking wait that makes no progress for parallel.timeout_s ends the job.
+  par::Watchdog::start(cfg.parallel.timeout_s, [](const std::string& msg) {
+    std::fprintf(stderr, "sinkhorn: error: %s: %s\n", par::rank_tag().c_str(), msg.c_str());
+    std::fflush(stderr);
+    par::Watchdog::run_aborts();
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  });
   const bool nccl = dev == Device::cuda && par::nccl_compiled() && one_gpu_per_rank(*world);
   if (dev == Device::cuda && !nccl && world->rank() == 0)
     std::fprintf(stderr,

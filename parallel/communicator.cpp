@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "model/core/error.h"
+#include "parallel/watchdog.h"
 
 namespace sk::par {
 
@@ -37,6 +38,7 @@ Handle::~Handle() {
 void Handle::wait() {
   if (!impl_) return;
   auto impl = std::move(impl_);  // done (or failed) either way: never waited on twice
+  Watchdog::Scope watch(what_.c_str());
   impl->wait();
 }
 
@@ -54,7 +56,8 @@ void wait_all(std::vector<Handle>& handles) {
 // ---- checks ----
 void Communicator::check_buf(const char* op, const char* what, const Tensor& t) const {
   SK_CHECK(t.defined(), kind(), " ", op, ": ", what, " is an undefined tensor");
-  SK_CHECK(t.dtype() == DType::f32, kind(), " ", op, ": ", what, " must be f32, got ", t.str());
+  SK_CHECK(t.dtype() == DType::f32 || (t.dtype() == DType::bf16 && supports_bf16()), kind(), " ", op, ": ", what,
+           " must be f32", supports_bf16() ? " or bf16" : "", ", got ", t.str());
   SK_CHECK(supports(t.device()), kind(), " ", op, ": ", what, " ", t.str(), " is on a device this communicator cannot use",
            (t.device() == Device::cpu ? " (NCCL moves CUDA tensors only; use the MPI communicator for CPU runs)" : ""));
 }
@@ -63,15 +66,23 @@ void Communicator::check_peer(const char* op, const char* what, int peer) const 
   SK_CHECK(peer >= 0 && peer < size(), kind(), " ", op, ": ", what, " ", peer, " is outside [0, ", size(), ")");
 }
 
+std::string Communicator::describe(const char* op, int peer) const {
+  return peer < 0 ? cat(op, " (", kind(), ", ", size(), " ranks)") : cat(op, " (", kind(), ", with rank ", peer, " of ", size(), ")");
+}
+
 Handle Communicator::all_reduce(Tensor& buf, CollOp op) {
   check_buf("all_reduce", "buffer", buf);
-  return do_all_reduce(buf, op);
+  Handle h = do_all_reduce(buf, op);
+  h.set_what(describe("all_reduce"));
+  return h;
 }
 
 Handle Communicator::broadcast(Tensor& buf, int root) {
   check_buf("broadcast", "buffer", buf);
   check_peer("broadcast", "root", root);
-  return do_broadcast(buf, root);
+  Handle h = do_broadcast(buf, root);
+  h.set_what(describe("broadcast"));
+  return h;
 }
 
 Handle Communicator::all_gather(const Tensor& in, Tensor& out) {
@@ -82,7 +93,9 @@ Handle Communicator::all_gather(const Tensor& in, Tensor& out) {
   SK_CHECK(out.numel() == in.numel() * size(), kind(), " all_gather: output ", out.str(), " must hold ", size(),
            " x ", in.numel(), " elements");
   SK_CHECK(!in.shares_storage(out), kind(), " all_gather: input and output must not share storage");
-  return do_all_gather(in, out);
+  Handle h = do_all_gather(in, out);
+  h.set_what(describe("all_gather"));
+  return h;
 }
 
 Handle Communicator::reduce_scatter(const Tensor& in, Tensor& out, CollOp op) {
@@ -93,7 +106,9 @@ Handle Communicator::reduce_scatter(const Tensor& in, Tensor& out, CollOp op) {
   SK_CHECK(in.numel() == out.numel() * size(), kind(), " reduce_scatter: input ", in.str(), " must hold ", size(),
            " x ", out.numel(), " elements");
   SK_CHECK(!in.shares_storage(out), kind(), " reduce_scatter: input and output must not share storage");
-  return do_reduce_scatter(in, out, op);
+  Handle h = do_reduce_scatter(in, out, op);
+  h.set_what(describe("reduce_scatter"));
+  return h;
 }
 
 Handle Communicator::send(const Tensor& buf, int peer, int tag) {
@@ -101,7 +116,9 @@ Handle Communicator::send(const Tensor& buf, int peer, int tag) {
   check_peer("send", "peer", peer);
   SK_CHECK(peer != rank(), kind(), " send: rank ", rank(), " cannot send to itself");
   SK_CHECK(tag >= 0, kind(), " send: tag must be >= 0, got ", tag);
-  return do_send(buf, peer, tag);
+  Handle h = do_send(buf, peer, tag);
+  h.set_what(describe("send", peer));
+  return h;
 }
 
 Handle Communicator::recv(Tensor& buf, int peer, int tag) {
@@ -109,7 +126,9 @@ Handle Communicator::recv(Tensor& buf, int peer, int tag) {
   check_peer("recv", "peer", peer);
   SK_CHECK(peer != rank(), kind(), " recv: rank ", rank(), " cannot receive from itself");
   SK_CHECK(tag >= 0, kind(), " recv: tag must be >= 0, got ", tag);
-  return do_recv(buf, peer, tag);
+  Handle h = do_recv(buf, peer, tag);
+  h.set_what(describe("recv", peer));
+  return h;
 }
 
 }  // namespace sk::par

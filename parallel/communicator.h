@@ -21,6 +21,7 @@
 //                             (messages between two ranks arrive in the order they were posted).
 #pragma once
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "model/core/tensor.h"
@@ -46,12 +47,15 @@ class Handle {
   Handle& operator=(const Handle&) = delete;
   ~Handle();  // waits if still pending; an error there is printed (destructors do not throw)
 
-  void wait();   // idempotent; throws sk::Error on a communication error
+  void wait();   // idempotent; throws sk::Error on a communication error; watched (watchdog.h)
   bool test();   // non-blocking completion check
   bool pending() const { return impl_ != nullptr; }
+  // What the operation is, for the watchdog's message ("all_reduce (mpi, 4 ranks)").
+  void set_what(std::string what) { what_ = std::move(what); }
 
  private:
   std::unique_ptr<Impl> impl_;
+  std::string what_ = "a communication";
 };
 
 // Waits on every handle in order.
@@ -80,8 +84,10 @@ class Communicator {
   void group_end() { do_group_end(); }
 
  protected:
-  // Whether this communicator can move buffers living on `d`.
+  // Whether this communicator can move buffers living on `d`, and bf16 buffers (reductions add
+  // in bf16; NCCL only).
   virtual bool supports(Device d) const = 0;
+  virtual bool supports_bf16() const { return false; }
   virtual Handle do_all_reduce(Tensor& buf, CollOp op) = 0;
   virtual Handle do_broadcast(Tensor& buf, int root) = 0;
   virtual Handle do_all_gather(const Tensor& in, Tensor& out) = 0;
@@ -93,6 +99,7 @@ class Communicator {
 
  private:
   void check_buf(const char* op, const char* what, const Tensor& t) const;
+  std::string describe(const char* op, int peer = -1) const;
   void check_peer(const char* op, const char* what, int peer) const;
 };
 

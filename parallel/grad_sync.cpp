@@ -10,6 +10,7 @@
 #include "model/core/backend.h"
 #include "model/core/dtype.h"
 #include "model/core/error.h"
+#include "parallel/watchdog.h"
 
 namespace sk::par {
 namespace {
@@ -18,6 +19,7 @@ using Clock = std::chrono::steady_clock;
 
 // Waits for MPI requests without spinning: test, then yield the core for 20 µs.
 void wait_yielding(MPI_Request* reqs, int n) {
+  Watchdog::Scope watch("a gradient-reduction ring step");
   for (;;) {
     int flag = 0;
     MPI_CHECK(MPI_Testall(n, reqs, &flag, MPI_STATUSES_IGNORE));
@@ -112,9 +114,10 @@ void GradSync::start(std::size_t b) {
       staged_[b] = backend_of(view).cast(view, DType::bf16);
       buf = staged_[b];
     }
-    if (o_.zero) {
-      Tensor mine = buf.slice0(rank_ * c, (rank_ + 1) * c);
+    if (o_.zero) {  // into a separate chunk (NCCL's in-place form needs no aliasing checks; ours forbid it)
+      Tensor mine = Tensor::empty({c}, buf.dtype(), buf.device());
       handles_.push_back(comm_.reduce_scatter(buf, mine, CollOp::avg));
+      staged_[b] = mine;  // copied (bf16: cast) into the owned chunk after the wait
       bytes_sent_ += (size_ - 1) * c * elem;
     } else {
       handles_.push_back(comm_.all_reduce(buf, CollOp::avg));
@@ -229,6 +232,7 @@ void GradSync::wait_all() {
     for (Handle& h : handles_) h.wait();
     handles_.clear();
   } else if (worker_.joinable()) {
+    Watchdog::Scope watch("the gradient reduction (communication thread)");
     std::unique_lock<std::mutex> lk(mu_);
     done_cv_.wait(lk, [&] { return completed_ == submitted_; });
     if (!worker_error_.empty()) {
@@ -246,8 +250,9 @@ void GradSync::finish() {
   for (std::size_t b = 0; b < buckets_.size(); ++b) {
     if (!staged_[b].defined()) continue;
     Tensor view = flat_.slice0(buckets_[b].begin, buckets_[b].end);
-    if (nccl_ && o_.bf16) view.copy_from(backend_of(view).cast(staged_[b], DType::f32));
-    else if (!nccl_) view.copy_from(staged_[b]);
+    if (nccl_ && o_.zero) view = view.slice0(owned_[b].begin - buckets_[b].begin, owned_[b].end - buckets_[b].begin);
+    if (staged_[b].dtype() == DType::bf16) view.copy_from(backend_of(view).cast(staged_[b], DType::f32));
+    else view.copy_from(staged_[b]);
     staged_[b] = Tensor();
   }
 }

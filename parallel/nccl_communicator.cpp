@@ -22,6 +22,7 @@
 #include "model/core/backend.h"
 #include "model/core/error.h"
 #include "parallel/communicator.h"
+#include "parallel/watchdog.h"
 
 namespace sk::par {
 namespace {
@@ -94,6 +95,7 @@ class NcclCommunicator final : public Communicator {
     if (rank_ == 0) NCCL_CHECK(ncclGetUniqueId(&id));
     MPI_CHECK(MPI_Bcast(&id, static_cast<int>(sizeof id), MPI_BYTE, 0, comm.get()));
     NCCL_CHECK(ncclCommInitRank(&comm_, size_, id, rank_));
+    abort_id_ = Watchdog::on_abort([c = comm_] { ncclCommAbort(c); });  // a stuck job tears down without waiting
     cudaError_t rc = cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking);
     if (rc == cudaSuccess) rc = cudaEventCreateWithFlags(&order_, cudaEventDisableTiming);
     if (rc != cudaSuccess) {
@@ -102,6 +104,7 @@ class NcclCommunicator final : public Communicator {
     }
   }
   ~NcclCommunicator() override {
+    Watchdog::remove_abort(abort_id_);
     report(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
     ncclResult_t rc = ncclCommDestroy(comm_);
     if (rc != ncclSuccess)
@@ -117,35 +120,36 @@ class NcclCommunicator final : public Communicator {
 
  protected:
   bool supports(Device d) const override { return d == Device::cuda; }
+  bool supports_bf16() const override { return true; }
 
   Handle do_all_reduce(Tensor& buf, CollOp op) override {
     before();
-    NCCL_CHECK(ncclAllReduce(buf.raw(), buf.raw(), n(buf), ncclFloat32, nccl_op(op), comm_, stream_));
+    NCCL_CHECK(ncclAllReduce(buf.raw(), buf.raw(), n(buf), dt(buf), nccl_op(op), comm_, stream_));
     return after(buf, Tensor());
   }
   Handle do_broadcast(Tensor& buf, int root) override {
     before();
-    NCCL_CHECK(ncclBroadcast(buf.raw(), buf.raw(), n(buf), ncclFloat32, root, comm_, stream_));
+    NCCL_CHECK(ncclBroadcast(buf.raw(), buf.raw(), n(buf), dt(buf), root, comm_, stream_));
     return after(buf, Tensor());
   }
   Handle do_all_gather(const Tensor& in, Tensor& out) override {
     before();
-    NCCL_CHECK(ncclAllGather(in.raw(), out.raw(), n(in), ncclFloat32, comm_, stream_));
+    NCCL_CHECK(ncclAllGather(in.raw(), out.raw(), n(in), dt(in), comm_, stream_));
     return after(in, out);
   }
   Handle do_reduce_scatter(const Tensor& in, Tensor& out, CollOp op) override {
     before();
-    NCCL_CHECK(ncclReduceScatter(in.raw(), out.raw(), n(out), ncclFloat32, nccl_op(op), comm_, stream_));
+    NCCL_CHECK(ncclReduceScatter(in.raw(), out.raw(), n(out), dt(out), nccl_op(op), comm_, stream_));
     return after(in, out);
   }
   Handle do_send(const Tensor& buf, int peer, int) override {
     before();
-    NCCL_CHECK(ncclSend(buf.raw(), n(buf), ncclFloat32, peer, comm_, stream_));
+    NCCL_CHECK(ncclSend(buf.raw(), n(buf), dt(buf), peer, comm_, stream_));
     return after(buf, Tensor());
   }
   Handle do_recv(Tensor& buf, int peer, int) override {
     before();
-    NCCL_CHECK(ncclRecv(buf.raw(), n(buf), ncclFloat32, peer, comm_, stream_));
+    NCCL_CHECK(ncclRecv(buf.raw(), n(buf), dt(buf), peer, comm_, stream_));
     return after(buf, Tensor());
   }
   // Inside a group the operations are only queued until ncclGroupEnd; the events recorded by
@@ -162,6 +166,7 @@ class NcclCommunicator final : public Communicator {
 
  private:
   static std::size_t n(const Tensor& t) { return static_cast<std::size_t>(t.numel()); }
+  static ncclDataType_t dt(const Tensor& t) { return t.dtype() == DType::bf16 ? ncclBfloat16 : ncclFloat32; }
   void before() {
     if (in_group_) return;  // ordered by do_group_start
     CUDA_CHECK(cudaSetDevice(device_));
@@ -199,6 +204,7 @@ class NcclCommunicator final : public Communicator {
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
   cudaEvent_t order_ = nullptr;  // compute-stream position each operation waits for
+  int abort_id_ = -1;
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "model/core/error.h"
+#include "parallel/watchdog.h"
 
 namespace sk::par {
 
@@ -114,7 +115,10 @@ MpiComm World::split(int color, int key) const {
   return MpiComm::adopt(out);
 }
 
-void World::barrier() const { MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD)); }
+void World::barrier() const {
+  Watchdog::Scope watch("MPI_Barrier (every rank)");
+  MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
+}
 
 void World::abort_if_multi(int code) {
   if (!running()) return;

@@ -17,6 +17,7 @@
 
 #include "model/core/error.h"
 #include "parallel/host_values.h"
+#include "parallel/watchdog.h"
 #include "trainer/checkpoint/safetensors.h"
 
 namespace sk {
@@ -178,6 +179,8 @@ namespace {
 // (the failing ones their own error, the others one naming the phase).
 template <class Fn>
 void phase(par::Communicator* world, bool active, const char* what, Fn&& fn) {
+  // Ranks wait here while others write files: up to an hour more than a collective's timeout.
+  par::Watchdog::Allowance slow_files(3600);
   std::string error;
   if (active) {
     try {
