@@ -92,3 +92,12 @@ if(TARGET sinkhorn)
                    --steps 3 --warmup 1 --device cuda --quiet)
   set_tests_properties(gpu_bench_small PROPERTIES LABELS gpu TIMEOUT 600 SKIP_RETURN_CODE 77)
 endif()
+
+# The model tests (finite differences, reference comparisons; ~10 s) again under every OpenBLAS
+# kernel family an x86-64 CPU runs (tests/tools/blas_kernels.sh): a test may not depend on the
+# rounding of the GEMM kernel the machine happens to pick (PKM FD failed on AVX2-only CPUs).
+if(TARGET sk_test_model)
+  add_test(NAME model_blas_kernels
+           COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/tools/blas_kernels.sh $<TARGET_FILE:sk_test_model>)
+  set_tests_properties(model_blas_kernels PROPERTIES LABELS "model;unit" TIMEOUT 900 ENVIRONMENT "OMP_NUM_THREADS=2")
+endif()
