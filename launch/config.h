@@ -5,6 +5,8 @@
 // Errors are ONE line: "<file>[:line] [table]: key = value: rule", e.g.
 //   small.toml:20 [model]: bucket_sise = 32: unknown key (did you mean bucket_size?)
 //   small.toml [train]: lr = -0.001 (from --set train.lr=-1e-3): must be > 0
+// thrown as sk::ConfigError (exit 2). Within a table, an unknown key is reported before a missing
+// required one (a misspelt required key names the misspelling, not "missing").
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -75,6 +77,15 @@ struct CheckpointConfig {
                                     // ignored with --resume. Relative paths as data.path
 };
 
+// [parallel]: how the ranks of a job are laid out and placed.
+struct ParallelConfig {
+  std::int64_t pipeline_stages = 1;       // number of pipeline stages
+  std::string schedule = "1f1b";          // pipeline schedule: "1f1b" | "gpipe"
+  std::vector<std::int64_t> stage_layers;  // blocks per stage; [] = balanced
+  bool allow_shared_gpu = false;          // ranks of a node may share a GPU (gradients then go over MPI)
+  double timeout_s = 300;                 // seconds a collective may take before the job is ended
+};
+
 struct RunConfig {
   std::string path;  // file it came from (for error messages)
   LMConfig model;
@@ -82,6 +93,7 @@ struct RunConfig {
   DataConfig data;
   LogConfig log;
   CheckpointConfig checkpoint;
+  ParallelConfig parallel;
   std::string text;                    // the config file as read (snapshot saved in checkpoints)
   std::vector<std::string> overrides;  // the --set texts applied, in order
 };

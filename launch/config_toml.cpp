@@ -90,10 +90,10 @@ struct Doc {
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  SK_CHECK(in.good(), "cannot read config file '", path, "'");
+  SK_CHECK_CONFIG(in.good(), "cannot read config file '", path, "'");
   std::ostringstream os;
   os << in.rdbuf();
-  SK_CHECK(!in.bad(), "cannot read config file '", path, "'");
+  SK_CHECK_CONFIG(!in.bad(), "cannot read config file '", path, "'");
   return os.str();
 }
 
@@ -106,7 +106,7 @@ Doc parse_doc(const std::string& path, std::string* text_out = nullptr) {
     d.root = toml::parse(text, path);
   } catch (const toml::parse_error& e) {
     const auto& b = e.source().begin;
-    throw Error(cat(path, ":", b.line, ":", b.column, ": TOML syntax error: ", e.description()));
+    throw ConfigError(cat(path, ":", b.line, ":", b.column, ": TOML syntax error: ", e.description()));
   }
   return d;
 }
@@ -117,8 +117,8 @@ toml::table parse_override_value(const ConfigOverride& o) {
     return toml::parse(std::string_view("v = " + o.value), std::string_view("--set"));
   } catch (const toml::parse_error&) {
     const char c = o.value.front();
-    SK_CHECK(c != '"' && c != '\'' && c != '[' && c != '{', "--set ", o.text, ": value ", o.value,
-             " is not a valid TOML value");
+    SK_CHECK_CONFIG(c != '"' && c != '\'' && c != '[' && c != '{', "--set ", o.text, ": value ", o.value,
+                    " is not a valid TOML value");
     toml::table t;
     t.insert_or_assign("v", o.value);
     return t;
@@ -134,7 +134,7 @@ void apply_overrides(Doc& d, const std::vector<std::string>& overrides) {
       d.root.insert_or_assign(o.table, toml::table{});
       existing = d.root.get(o.table);
     }
-    SK_CHECK(existing->is_table(), "--set ", text, ": '", o.table, "' is not a table in ", d.file);
+    SK_CHECK_CONFIG(existing->is_table(), "--set ", text, ": '", o.table, "' is not a table in ", d.file);
     existing->as_table()->insert_or_assign(o.key, std::move(*v.get("v")));
     d.overridden[{o.table, o.key}] = text;
   }
@@ -203,20 +203,23 @@ class TableReader {
     }
   }
 
-  // Every key of the table must have been read.
+  // Every key of the table must have been read, and every required key present. Unknown keys
+  // are reported first: a misspelt required key ("dimm") is named with its hint, not as "dim: missing".
   void finish() const {
     for (const auto& [k, n] : tbl_) {
       std::string key(k.str());
       if (!known_.count(key))
         fail(key.c_str(), n, "unknown key" + suggestion(key, std::vector<std::string>(order_.begin(), order_.end())));
     }
+    if (!missing_.empty())
+      throw ConfigError(cat(doc_.file, " [", name_, "]: ", missing_.front(), ": missing (required)"));
   }
 
   [[noreturn]] void fail(const char* key, const toml::node& n, const std::string& rule) const {
     auto it = doc_.overridden.find({name_, key});
     std::string from = it != doc_.overridden.end() ? " (from --set " + it->second + ")" : "";
     std::string line = it == doc_.overridden.end() && n.source().begin.line ? cat(":", n.source().begin.line) : "";
-    throw Error(cat(doc_.file, line, " [", name_, "]: ", key, " = ", fmt_node(n), from, ": ", rule));
+    throw ConfigError(cat(doc_.file, line, " [", name_, "]: ", key, " = ", fmt_node(n), from, ": ", rule));
   }
 
  private:
@@ -224,7 +227,7 @@ class TableReader {
     known_.insert(key);
     order_.push_back(key);
     const toml::node* n = tbl_.get(key);
-    SK_CHECK(n || !required, doc_.file, " [", name_, "]: ", key, ": missing (required)");
+    if (!n && required) missing_.push_back(key);  // reported by finish(), after unknown keys
     return n;
   }
   std::int64_t as_int(const char* key, const toml::node& n) const {
@@ -239,12 +242,13 @@ class TableReader {
   const toml::table& tbl_;
   std::set<std::string> known_;
   std::vector<std::string> order_;
+  std::vector<std::string> missing_;  // required keys not present, in reading order
 };
 
 const toml::table* table_of(const Doc& d, const std::string& name) {
   const toml::node* n = d.root.get(name);
   if (!n) return nullptr;
-  SK_CHECK(n->is_table(), d.file, ": ", name, " = ", fmt_node(*n), ": expected a table [", name, "]");
+  SK_CHECK_CONFIG(n->is_table(), d.file, ": ", name, " = ", fmt_node(*n), ": expected a table [", name, "]");
   return n->as_table();
 }
 
@@ -257,20 +261,21 @@ void check_top_level(const Doc& d, const std::vector<std::string>& allowed, cons
     bool ok = std::find(allowed.begin(), allowed.end(), key) != allowed.end();
     if (!n.is_table()) {
       std::string line = n.source().begin.line ? cat(":", n.source().begin.line) : "";
-      throw Error(cat(d.file, line, ": ", key, " = ", fmt_node(n), ": key outside any table (expected tables ",
-                      [&] {
-                        std::string s;
-                        for (const auto& a : allowed) s += (s.empty() ? "[" : ", [") + a + "]";
-                        return s;
-                      }(),
-                      ")"));
+      throw ConfigError(cat(
+          d.file, line, ": ", key, " = ", fmt_node(n), ": key outside any table (expected tables ",
+          [&] {
+            std::string s;
+            for (const auto& a : allowed) s += (s.empty() ? "[" : ", [") + a + "]";
+            return s;
+          }(),
+          ")"));
     }
     if (!ok) {
       std::string list;
       for (const auto& a : allowed) list += (list.empty() ? "[" : ", [") + a + "]";
       std::string line = n.source().begin.line ? cat(":", n.source().begin.line) : "";
-      throw Error(cat(d.file, line, ": [", key, "]: unknown table", suggestion(key, allowed), " (expected ", list,
-                      ignore_prefix.empty() ? "" : ", [" + ignore_prefix + "*]", ")"));
+      throw ConfigError(cat(d.file, line, ": [", key, "]: unknown table", suggestion(key, allowed), " (expected ", list,
+                            ignore_prefix.empty() ? "" : ", [" + ignore_prefix + "*]", ")"));
     }
   }
 }
@@ -397,6 +402,19 @@ CheckpointConfig read_checkpoint(const Doc& d, const toml::table* t) {
   return c;
 }
 
+ParallelConfig read_parallel(const Doc& d, const toml::table* t) {
+  ParallelConfig c;
+  if (!t) return c;
+  TableReader r(d, "parallel", *t);
+  r.integer("pipeline_stages", c.pipeline_stages);
+  r.string("schedule", c.schedule);
+  r.integer_list("stage_layers", c.stage_layers);
+  r.boolean("allow_shared_gpu", c.allow_shared_gpu);
+  r.number("timeout_s", c.timeout_s);
+  r.finish();
+  return c;
+}
+
 CaseInfo read_case(const Doc& d, const toml::table& t) {
   CaseInfo c;
   TableReader r(d, "case", t);
@@ -421,7 +439,7 @@ ConfigOverride parse_override(const std::string& text) {
   ConfigOverride o;
   o.text = text;
   auto eq = text.find('=');
-  SK_CHECK(eq != std::string::npos, "--set ", text, ": expected table.key=value (e.g. train.lr=3e-4)");
+  SK_CHECK_CONFIG(eq != std::string::npos, "--set ", text, ": expected table.key=value (e.g. train.lr=3e-4)");
   std::string lhs = text.substr(0, eq);
   o.value = text.substr(eq + 1);
   auto trim = [](std::string s) {
@@ -434,12 +452,12 @@ ConfigOverride parse_override(const std::string& text) {
   lhs = trim(lhs);
   o.value = trim(o.value);
   auto dot = lhs.find('.');
-  SK_CHECK(dot != std::string::npos && lhs.find('.', dot + 1) == std::string::npos, "--set ", text,
-           ": the name must be table.key (e.g. train.lr), got '", lhs, "'");
+  SK_CHECK_CONFIG(dot != std::string::npos && lhs.find('.', dot + 1) == std::string::npos, "--set ", text,
+                  ": the name must be table.key (e.g. train.lr), got '", lhs, "'");
   o.table = trim(lhs.substr(0, dot));
   o.key = trim(lhs.substr(dot + 1));
-  SK_CHECK(!o.table.empty() && !o.key.empty(), "--set ", text, ": empty table or key name");
-  SK_CHECK(!o.value.empty(), "--set ", text, ": empty value");
+  SK_CHECK_CONFIG(!o.table.empty() && !o.key.empty(), "--set ", text, ": empty table or key name");
+  SK_CHECK_CONFIG(!o.value.empty(), "--set ", text, ": empty value");
   return o;
 }
 
@@ -447,16 +465,17 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   RunConfig cfg;
   Doc d = parse_doc(path, &cfg.text);
   apply_overrides(d, overrides);
-  check_top_level(d, {"model", "train", "data", "log", "checkpoint"});
+  check_top_level(d, {"model", "train", "data", "log", "checkpoint", "parallel"});
   cfg.path = path;
   cfg.overrides = overrides;
   const toml::table* model = table_of(d, "model");
-  SK_CHECK(model, path, ": missing table [model] (the SinkhornTransformerLM arguments)");
+  SK_CHECK_CONFIG(model, path, ": missing table [model] (the SinkhornTransformerLM arguments)");
   cfg.model = read_lm(d, "model", *model);
   cfg.train = read_train(d, table_of(d, "train"));
   cfg.data = read_data(d, table_of(d, "data"));
   cfg.log = read_log(d, table_of(d, "log"));
   cfg.checkpoint = read_checkpoint(d, table_of(d, "checkpoint"));
+  cfg.parallel = read_parallel(d, table_of(d, "parallel"));
   if (cfg.train.seq_len == 0) cfg.train.seq_len = cfg.model.max_seq_len;
   validate_run_config(cfg);
   return cfg;
@@ -470,7 +489,7 @@ ReferenceCaseConfig load_reference_case_config(const std::string& path) {
   if (const toml::table* t = table_of(d, "encoder")) cfg.encoder = read_lm(d, "encoder", *t);
   if (const toml::table* t = table_of(d, "decoder")) cfg.decoder = read_lm(d, "decoder", *t);
   const toml::table* c = table_of(d, "case");
-  SK_CHECK(c, path, ": missing table [case]");
+  SK_CHECK_CONFIG(c, path, ": missing table [case]");
   cfg.info = read_case(d, *c);
   validate_reference_case_config(cfg, path);
   return cfg;

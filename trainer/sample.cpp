@@ -7,6 +7,7 @@
 #include "model/core/backend.h"
 #include "model/core/error.h"
 #include "model/core/param.h"
+#include "model/cuda/cuda_error.h"
 #include "model/layers/layer.h"
 #include "model/lm/sinkhorn_lm.h"
 #include "trainer/checkpoint/checkpoint.h"
@@ -14,19 +15,21 @@
 namespace sk {
 
 SampleResult run_sample(const SampleSpec& s) {
-  SK_CHECK(s.model.num_tokens >= 256, "sample: [model] num_tokens = ", s.model.num_tokens,
-           ": must be >= 256 (byte tokens)");
-  SK_CHECK(s.model.causal, "sample: [model] causal = false: generation needs a causal model");
-  SK_CHECK(!s.model.return_embeddings && !s.model.receives_context,
-           "sample: the model must be a plain language model (no return_embeddings, no receives_context)");
-  SK_CHECK(!s.prompt.empty(), "sample: --prompt is empty: give at least one byte");
-  SK_CHECK(s.len >= 1, "sample: --len ", s.len, ": must be >= 1");
-  SK_CHECK(s.temperature > 0.0 && std::isfinite(s.temperature), "sample: --temperature ", s.temperature,
-           ": must be > 0");
-  SK_CHECK(s.filter_thres > 0.0 && s.filter_thres < 1.0, "sample: --thres ", s.filter_thres, ": must be in (0, 1)");
-  SK_CHECK(!s.eos || (*s.eos >= 0 && *s.eos < s.model.num_tokens), "sample: --eos ", s.eos.value_or(-1),
-           ": must be in [0, num_tokens = ", s.model.num_tokens, ")");
-  SK_CHECK(has_backend(s.device), "sample: --device ", device_name(s.device), ": no such backend in this process");
+  SK_CHECK_CONFIG(s.model.num_tokens >= 256, "sample: [model] num_tokens = ", s.model.num_tokens,
+                  ": must be >= 256 (byte tokens)");
+  SK_CHECK_CONFIG(s.model.causal, "sample: [model] causal = false: generation needs a causal model");
+  SK_CHECK_CONFIG(!s.model.return_embeddings && !s.model.receives_context,
+                  "sample: the model must be a plain language model (no return_embeddings, no receives_context)");
+  SK_CHECK_CONFIG(!s.prompt.empty(), "sample: --prompt is empty: give at least one byte");
+  SK_CHECK_CONFIG(s.len >= 1, "sample: --len ", s.len, ": must be >= 1");
+  SK_CHECK_CONFIG(s.temperature > 0.0 && std::isfinite(s.temperature), "sample: --temperature ", s.temperature,
+                  ": must be > 0");
+  SK_CHECK_CONFIG(s.filter_thres > 0.0 && s.filter_thres < 1.0, "sample: --thres ", s.filter_thres,
+                  ": must be in (0, 1)");
+  SK_CHECK_CONFIG(!s.eos || (*s.eos >= 0 && *s.eos < s.model.num_tokens), "sample: --eos ", s.eos.value_or(-1),
+                  ": must be in [0, num_tokens = ", s.model.num_tokens, ")");
+  SK_CHECK_CONFIG(has_backend(s.device), "sample: --device ", device_name(s.device),
+                  ": no such backend in this process");
 
   ParamSet ps;
   SinkhornLM lm(s.model, ps);
@@ -35,7 +38,11 @@ SampleResult run_sample(const SampleSpec& s) {
   try {
     r.weights_file = load_model_weights(s.weights, ps);
   } catch (const Error& e) {
-    throw Error(cat("sample: --weights ", s.weights, ": ", e.what()));
+    // A weights file that is missing, damaged or not of this model is an unusable named file (exit
+    // 2); a CUDA failure while copying it to the device stays a runtime failure.
+    const std::string where = cat("sample: --weights ", s.weights, ": ");
+    if (e.exit_code() == kExitFailure && !dynamic_cast<const CudaError*>(&e)) throw ConfigError(where + e.what());
+    rethrow_with_context(e, where);
   }
   ARConfig arc;
   arc.pad_value = 0;
