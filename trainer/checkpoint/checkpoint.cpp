@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "model/core/error.h"
+#include "trainer/checkpoint/checkpoint_json.h"
 #include "trainer/checkpoint/safetensors.h"
 
 namespace sk {
@@ -24,7 +26,7 @@ namespace {
 constexpr const char* kModelFile = "model.safetensors";
 constexpr const char* kTrainerFile = "trainer.json";
 constexpr const char* kIndexFile = "index.json";
-constexpr int kFormatVersion = 1;
+constexpr int kFormatVersion = kCheckpointFormatVersion;
 
 std::string optim_file_name(int shard, int shards) {
   char buf[64];
@@ -101,15 +103,6 @@ void index_safetensors(const fs::path& folder, const std::string& file, nlohmann
     tensors[it.key()] = t;
   }
   files[file] = {{"bytes", bytes.size()}, {"crc32", hex32(crc32(bytes.data(), bytes.size()))}};
-}
-
-nlohmann::json parse_json_file(const fs::path& p) {
-  const std::string text = read_bytes(p);
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(cat("checkpoint: '", p.string(), "' is not valid JSON: ", e.what()));
-  }
 }
 
 bool is_step_name(const std::string& s) {
@@ -254,66 +247,33 @@ void verify_checkpoint(const std::string& step_dir) {
   const fs::path dir(step_dir);
   const fs::path index_path = dir / kIndexFile;
   SK_CHECK(fs::exists(index_path), "checkpoint: '", index_path.string(), "' is missing (not a complete checkpoint)");
-  const nlohmann::json index = parse_json_file(index_path);
-  try {
-    SK_CHECK(index.at("format_version").get<int>() == kFormatVersion, "checkpoint: '", index_path.string(),
-             "': format_version ", index.at("format_version").dump(), " is not ", kFormatVersion);
-    std::map<std::string, std::string> contents;
-    for (auto it = index.at("files").begin(); it != index.at("files").end(); ++it) {
-      const fs::path p = dir / it.key();
-      SK_CHECK(fs::exists(p), "checkpoint: '", p.string(), "' is missing (listed in ", index_path.string(), ")");
-      std::string bytes = read_bytes(p);
-      const auto want_bytes = it.value().at("bytes").get<std::uint64_t>();
-      SK_CHECK(bytes.size() == want_bytes, "checkpoint: '", p.string(), "' has ", bytes.size(), " bytes, index.json says ",
-               want_bytes, " (truncated or replaced)");
-      const std::string got = hex32(crc32(bytes.data(), bytes.size()));
-      const std::string want = it.value().at("crc32").get<std::string>();
-      contents[it.key()] = std::move(bytes);
-      if (got == want) continue;
-      // Name the damaged tensor when there is one.
-      for (auto t = index.at("tensors").begin(); t != index.at("tensors").end(); ++t) {
-        if (t.value().at("file").get<std::string>() != it.key()) continue;
-        const auto b = t.value().at("byte_range").at(0).get<std::uint64_t>();
-        const auto e = t.value().at("byte_range").at(1).get<std::uint64_t>();
-        const std::string& c = contents[it.key()];
-        SK_CHECK(b <= e && e <= c.size(), "checkpoint: '", p.string(), "' tensor ", t.key(), ": byte range [", b, ", ",
-                 e, ") past the end of the file");
-        const std::string tg = hex32(crc32(c.data() + b, e - b));
-        const std::string tw = t.value().at("crc32").get<std::string>();
-        SK_CHECK(tg == tw, "checkpoint: '", p.string(), "' tensor ", t.key(), ": crc32 checksum mismatch (index.json ",
-                 tw, ", file ", tg, "): the checkpoint is corrupt");
-      }
-      throw Error(cat("checkpoint: '", p.string(), "': crc32 checksum mismatch (index.json ", want, ", file ", got,
-                      "): the checkpoint is corrupt"));
+  const CheckpointIndex index = parse_checkpoint_index(read_bytes(index_path), index_path.string());
+  for (const CheckpointIndex::File& f : index.files) {
+    const fs::path p = dir / f.name;
+    SK_CHECK(fs::exists(p), "checkpoint: '", p.string(), "' is missing (listed in ", index_path.string(), ")");
+    const std::string bytes = read_bytes(p);
+    SK_CHECK(bytes.size() == f.bytes, "checkpoint: '", p.string(), "' has ", bytes.size(), " bytes, index.json says ",
+             f.bytes, " (truncated or replaced)");
+    const std::string got = hex32(crc32(bytes.data(), bytes.size()));
+    if (got == f.crc32) continue;
+    // Name the damaged tensor when there is one (byte ranges are within the file: checked by the parse).
+    for (const CheckpointIndex::TensorEntry& t : index.tensors) {
+      if (t.file != f.name) continue;
+      const std::string tg = hex32(crc32(bytes.data() + t.begin, t.end - t.begin));
+      SK_CHECK(tg == t.crc32, "checkpoint: '", p.string(), "' tensor ", t.name,
+               ": crc32 checksum mismatch (index.json ", t.crc32, ", file ", tg, "): the checkpoint is corrupt");
     }
-    SK_CHECK(contents.count(kModelFile) && contents.count(kTrainerFile), "checkpoint: '", index_path.string(),
-             "' does not list ", kModelFile, " and ", kTrainerFile);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(cat("checkpoint: '", index_path.string(), "': malformed index: ", e.what()));
+    throw Error(cat("checkpoint: '", p.string(), "': crc32 checksum mismatch (index.json ", f.crc32, ", file ", got,
+                    "): the checkpoint is corrupt"));
   }
 }
 
 TrainerState load_checkpoint(const std::string& step_dir, ParamSet& ps, AdamW& opt) {
   verify_checkpoint(step_dir);
   const fs::path dir(step_dir);
-  TrainerState s;
   const fs::path tpath = dir / kTrainerFile;
-  const nlohmann::json tj = parse_json_file(tpath);
   int shards = 1;
-  try {
-    s.step = tj.at("step").get<std::int64_t>();
-    s.tokens_seen = tj.at("tokens_seen").get<std::int64_t>();
-    s.sampler_seed = tj.at("sampler").at("seed").get<std::uint64_t>();
-    s.sampler_step = tj.at("sampler").at("step").get<std::uint64_t>();
-    s.seed = tj.at("seed").get<std::uint64_t>();
-    s.world_size = tj.at("world_size").get<int>();
-    shards = tj.at("optimizer_shards").get<int>();
-    s.config = tj.at("config");
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(cat("checkpoint: '", tpath.string(), "': malformed: ", e.what()));
-  }
-  SK_CHECK(s.step >= 0 && shards >= 1, "checkpoint: '", tpath.string(), "': bad step ", s.step, " or shard count ",
-           shards);
+  const TrainerState s = parse_trainer_json(read_bytes(tpath), tpath.string(), &shards);
 
   load_params_file(ps, (dir / kModelFile).string(), LoadOptions{/*require_all=*/true, /*allow_unexpected=*/false});
 
@@ -353,13 +313,32 @@ std::string resolve_model_weights(const std::string& path) {
   const fs::file_status st = fs::status(path, ec);
   SK_CHECK(fs::exists(st), "'", path, "': no such file or folder (expected a model.safetensors file, a checkpoint ",
            "step folder or a checkpoint dir)");
-  if (!fs::is_directory(st)) return path;
-  fs::path step(path);
-  if (fs::exists(step / "latest")) step = *latest_checkpoint(path);
-  const fs::path model = step / kModelFile;
-  SK_CHECK(fs::is_regular_file(model), "'", path, "': a folder with neither a 'latest' file nor ", kModelFile,
-           " (expected a model.safetensors file, a checkpoint step folder or a checkpoint dir)");
-  if (fs::exists(step / kIndexFile)) verify_checkpoint(step.string());
+  fs::path step, model;
+  if (fs::is_directory(st)) {
+    step = path;
+    if (fs::exists(step / "latest")) step = *latest_checkpoint(path);
+    model = step / kModelFile;
+    SK_CHECK(fs::is_regular_file(model), "'", path, "': a folder with neither a 'latest' file nor ", kModelFile,
+             " (expected a model.safetensors file, a checkpoint step folder or a checkpoint dir)");
+  } else {
+    model = path;
+    step = model.has_parent_path() ? model.parent_path() : fs::path(".");
+  }
+  // Checksums whenever an index.json is beside the file (a file inside a step folder included).
+  const fs::path index = step / kIndexFile;
+  if (fs::exists(index)) {
+    const std::string name = model.filename().string();
+    const CheckpointIndex idx = parse_checkpoint_index(read_bytes(index), index.string());
+    SK_CHECK(
+        std::any_of(idx.files.begin(), idx.files.end(), [&](const CheckpointIndex::File& f) { return f.name == name; }),
+        "'", model.string(), "': the index.json beside it does not list ", name,
+        " (the file does not belong to that checkpoint)");
+    verify_checkpoint(step.string());
+  } else {
+    std::fprintf(stderr, "sinkhorn: note: loading '%s' without checksums (no index.json beside it)\n",
+                 model.string().c_str());
+    std::fflush(stderr);
+  }
   return model.string();
 }
 
