@@ -1,12 +1,18 @@
 // metrics.cpp — see metrics.h.
 #include "trainer/metrics.h"
 
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string_view>
 
 #include "model/core/error.h"
 
@@ -65,11 +71,104 @@ std::int64_t peak_rss_bytes() {
   return static_cast<std::int64_t>(ru.ru_maxrss) * 1024;  // Linux reports KiB
 }
 
-MetricsLog::MetricsLog(const std::string& dir, bool append) {
+namespace {
+
+// The kept lines of an existing metrics.jsonl (see metrics.h), and what was removed.
+struct Repair {
+  std::string kept;
+  std::int64_t dropped = 0;
+  bool torn = false;
+};
+
+Repair repair_log(const std::string& text, std::optional<std::int64_t> resume_step) {
+  Repair r;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    const std::size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) {  // no final newline: a torn write
+      r.torn = true;
+      break;
+    }
+    const std::string_view line(text.data() + pos, nl - pos);
+    pos = nl + 1;
+    if (line.empty()) continue;
+    const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    const bool ok = j.is_object() && j.contains("step") && j["step"].is_number_integer();
+    if (!ok || (resume_step && j["step"].get<std::int64_t>() > *resume_step)) {
+      ++r.dropped;
+      continue;
+    }
+    r.kept.append(line);
+    r.kept.push_back('\n');
+  }
+  return r;
+}
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  std::ostringstream os;
+  os << in.rdbuf();
+  SK_CHECK(!in.bad(), "cannot read '", path, "': ", std::strerror(errno));
+  return os.str();
+}
+
+// Replaces `path` by `text` atomically: temporary file beside it, fsync, rename, fsync of the folder.
+void replace_file(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  SK_CHECK(fd >= 0, "cannot create '", tmp, "': ", std::strerror(errno));
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t w = ::write(fd, text.data() + done, text.size() - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      const int e = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      throw Error(cat("cannot write '", tmp, "': ", std::strerror(e)));
+    }
+    done += static_cast<std::size_t>(w);
+  }
+  const bool synced = ::fsync(fd) == 0;
+  const int e = errno;
+  if (::close(fd) != 0 || !synced) {
+    ::unlink(tmp.c_str());
+    throw Error(cat("cannot sync '", tmp, "': ", std::strerror(e)));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int e2 = errno;
+    ::unlink(tmp.c_str());
+    throw Error(cat("cannot rename '", tmp, "' to '", path, "': ", std::strerror(e2)));
+  }
+  const int dfd = ::open(std::filesystem::path(path).parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+}  // namespace
+
+MetricsLog::MetricsLog(const std::string& dir, bool append) { open_file(dir, append, -1); }
+
+MetricsLog::MetricsLog(const std::string& dir, bool append, std::int64_t resume_step) {
+  SK_CHECK(resume_step >= 0, "MetricsLog: resume step ", resume_step, " must be >= 0");
+  open_file(dir, append, resume_step);
+}
+
+void MetricsLog::open_file(const std::string& dir, bool append, std::int64_t resume_step) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   SK_CHECK(!ec, "log.dir '", dir, "': cannot create the folder: ", ec.message());
   path_ = (std::filesystem::path(dir) / "metrics.jsonl").string();
+  if (append && std::filesystem::exists(path_)) {
+    const std::string text = read_all(path_);
+    const Repair r = repair_log(text, resume_step >= 0 ? std::optional<std::int64_t>(resume_step) : std::nullopt);
+    if (r.torn || r.dropped > 0) replace_file(path_, r.kept);
+    dropped_ = r.dropped;
+    cut_torn_ = r.torn;
+  }
   f_ = std::fopen(path_.c_str(), append ? "a" : "w");
   SK_CHECK(f_ != nullptr, "cannot open '", path_, "' for writing: ", std::strerror(errno));
 }
