@@ -11,6 +11,7 @@ PKGS=(
   libgtest-dev googletest                        # unit tests through ctest
   libboost-program-options-dev                   # CLI parsing
   python3-numpy                                  # tests/data checker (compare of dumps)
+  clang-14 libclang-rt-14-dev libomp-14-dev      # tests/fuzz: libFuzzer + ASan/UBSan build (own build dir)
 )
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

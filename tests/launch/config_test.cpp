@@ -317,6 +317,8 @@ TEST(ConfigErrors, SyntaxErrorWithPosition) {
   std::string m = run_error(std::string(kModel) + "\n[train]\nlr = = 3\n");
   EXPECT_HAS(m, "TOML syntax error");
   EXPECT_HAS(m, ":33:6: TOML syntax error");
+  // A table header the TOML library (3.3) asserted on (tests/fuzz/corpus/config/regress_*): a syntax error.
+  EXPECT_HAS(run_error("[.0\n"), ":1:2: TOML syntax error");
 }
 
 TEST(ConfigErrors, MissingFile) {
