@@ -1,9 +1,7 @@
 // metrics.cpp — see metrics.h.
 #include "trainer/metrics.h"
 
-#include <fcntl.h>
 #include <sys/resource.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cmath>
@@ -15,6 +13,7 @@
 #include <string_view>
 
 #include "model/core/error.h"
+#include "trainer/file_io.h"
 
 namespace sk {
 
@@ -113,41 +112,6 @@ std::string read_all(const std::string& path) {
   return os.str();
 }
 
-// Replaces `path` by `text` atomically: temporary file beside it, fsync, rename, fsync of the folder.
-void replace_file(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  SK_CHECK(fd >= 0, "cannot create '", tmp, "': ", std::strerror(errno));
-  std::size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t w = ::write(fd, text.data() + done, text.size() - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      const int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw Error(cat("cannot write '", tmp, "': ", std::strerror(e)));
-    }
-    done += static_cast<std::size_t>(w);
-  }
-  const bool synced = ::fsync(fd) == 0;
-  const int e = errno;
-  if (::close(fd) != 0 || !synced) {
-    ::unlink(tmp.c_str());
-    throw Error(cat("cannot sync '", tmp, "': ", std::strerror(e)));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e2 = errno;
-    ::unlink(tmp.c_str());
-    throw Error(cat("cannot rename '", tmp, "' to '", path, "': ", std::strerror(e2)));
-  }
-  const int dfd = ::open(std::filesystem::path(path).parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)::fsync(dfd);
-    ::close(dfd);
-  }
-}
-
 }  // namespace
 
 MetricsLog::MetricsLog(const std::string& dir, bool append) { open_file(dir, append, -1); }
@@ -165,7 +129,7 @@ void MetricsLog::open_file(const std::string& dir, bool append, std::int64_t res
   if (append && std::filesystem::exists(path_)) {
     const std::string text = read_all(path_);
     const Repair r = repair_log(text, resume_step >= 0 ? std::optional<std::int64_t>(resume_step) : std::nullopt);
-    if (r.torn || r.dropped > 0) replace_file(path_, r.kept);
+    if (r.torn || r.dropped > 0) replace_file_atomically(path_, r.kept);
     dropped_ = r.dropped;
     cut_torn_ = r.torn;
   }

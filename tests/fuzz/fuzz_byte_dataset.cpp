@@ -11,11 +11,6 @@
 #include "data/sampler.h"
 #include "fuzz_util.h"
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  sk::fuzz::init();
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace sk::data;
   if (size < 6) return 0;

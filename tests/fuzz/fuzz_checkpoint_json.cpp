@@ -11,11 +11,6 @@
 #include "model/core/error.h"
 #include "trainer/checkpoint/checkpoint_json.h"
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  sk::fuzz::init();
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace sk;
   const std::string_view text(reinterpret_cast<const char*>(data), size);

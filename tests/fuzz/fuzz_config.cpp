@@ -8,11 +8,6 @@
 #include "launch/config.h"
 #include "model/core/error.h"
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  sk::fuzz::init();
-  return 0;
-}
-
 namespace {
 
 template <class F>

@@ -9,11 +9,6 @@
 #include "model/core/error.h"
 #include "trainer/checkpoint/safetensors.h"
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  sk::fuzz::init();
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace sk;
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);

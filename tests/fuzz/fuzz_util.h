@@ -1,5 +1,6 @@
-// fuzz_util.h — shared by the libFuzzer targets: the CPU backend registered once, the input written
-// to a per-process file for readers that take a path.
+// fuzz_util.h — shared by the libFuzzer targets (each includes it once, in its only source): the
+// CPU backend registered before the first input (LLVMFuzzerInitialize), the input written to a
+// per-process file for readers that take a path.
 #pragma once
 #include <unistd.h>
 
@@ -12,10 +13,6 @@
 
 namespace sk::fuzz {
 
-inline void init() {
-  setenv("OMP_NUM_THREADS", "1", 0);
-  sk::init_backends(/*quiet=*/true);
-}
 
 // The input as a file (same path each call, overwritten); `ext` for readers that look at it.
 inline std::string as_file(const std::uint8_t* data, std::size_t size, const char* ext) {
@@ -32,3 +29,9 @@ inline std::string as_file(const std::uint8_t* data, std::size_t size, const cha
 }
 
 }  // namespace sk::fuzz
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  setenv("OMP_NUM_THREADS", "1", 0);
+  sk::init_backends(/*quiet=*/true);
+  return 0;
+}

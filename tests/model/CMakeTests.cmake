@@ -19,7 +19,8 @@ add_executable(sk_reference_check ${_sk_driver_all}
   ${PROJECT_SOURCE_DIR}/launch/config_toml.cpp
   ${PROJECT_SOURCE_DIR}/launch/config_validate.cpp
   ${PROJECT_SOURCE_DIR}/trainer/checkpoint/safetensors.cpp
-  ${PROJECT_SOURCE_DIR}/trainer/checkpoint/strict_json.cpp)
+  ${PROJECT_SOURCE_DIR}/trainer/checkpoint/strict_json.cpp
+  ${PROJECT_SOURCE_DIR}/trainer/file_io.cpp)
 target_include_directories(sk_reference_check PRIVATE ${PROJECT_SOURCE_DIR})
 if(SK_TOML_INCLUDE)
   target_include_directories(sk_reference_check PRIVATE ${SK_TOML_INCLUDE})

@@ -8,19 +8,10 @@
 
 #include "model/core/error.h"
 #include "parallel/placement.h"
+#include "tests/parallel/fake_devices.h"
 
 namespace sk::par {
 namespace {
-
-class FakeDevices final : public DeviceInfoProvider {
- public:
-  explicit FakeDevices(std::vector<std::string> uuids) : uuids_(std::move(uuids)) {}
-  int count() const override { return static_cast<int>(uuids_.size()); }
-  std::string uuid(int i) const override { return uuids_.at(static_cast<std::size_t>(i)); }
-
- private:
-  std::vector<std::string> uuids_;
-};
 
 TEST(Placement, LocalRankModuloVisibleDevices) {
   EXPECT_EQ(choose_device(0, 8), 0);

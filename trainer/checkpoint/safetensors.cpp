@@ -14,6 +14,7 @@
 
 #include "model/core/backend.h"
 #include "trainer/checkpoint/strict_json.h"
+#include "trainer/file_io.h"
 
 namespace sk {
 
@@ -47,17 +48,6 @@ std::string parent_dir(const std::string& path) {
   if (pos == std::string::npos) return ".";
   if (pos == 0) return "/";
   return path.substr(0, pos);
-}
-
-void write_all(int fd, const void* p, std::size_t n, const std::string& path) {
-  const char* c = static_cast<const char*>(p);
-  while (n > 0) {
-    ssize_t w = ::write(fd, c, n);
-    if (w < 0 && errno == EINTR) continue;
-    SK_CHECK(w > 0, "write_safetensors: cannot write ", path, ": ", std::strerror(errno));
-    c += w;
-    n -= static_cast<std::size_t>(w);
-  }
 }
 
 Tensor host(const Tensor& t) { return t.device() == Device::cpu ? t : t.to(Device::cpu); }
@@ -223,10 +213,10 @@ void write_safetensors(const std::string& path, const TensorMap& tensors, const 
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   SK_CHECK(fd >= 0, "write_safetensors: cannot create ", tmp, ": ", std::strerror(errno));
   try {
-    write_all(fd, lenb, 8, tmp);
-    write_all(fd, hs.data(), hs.size(), tmp);
+    write_all_fd(fd, lenb, 8, tmp, "write_safetensors");
+    write_all_fd(fd, hs.data(), hs.size(), tmp, "write_safetensors");
     for (const auto& h : hosts)
-      if (h.nbytes()) write_all(fd, h.raw(), h.nbytes(), tmp);
+      if (h.nbytes()) write_all_fd(fd, h.raw(), h.nbytes(), tmp, "write_safetensors");
     SK_CHECK(::fsync(fd) == 0, "write_safetensors: fsync of ", tmp, " failed: ", std::strerror(errno));
   } catch (...) {
     ::close(fd);

@@ -4,28 +4,19 @@
 // agrees whether any rank shares (which decides NCCL vs MPI for the whole job).
 #include <gtest/gtest.h>
 
-#include <cstdio>
 #include <string>
 #include <vector>
 
 #include "model/core/error.h"
 #include "parallel/placement.h"
 #include "parallel/world.h"
+#include "tests/parallel/fake_devices.h"
+#include "tests/parallel/multirank/mpi_test_main.h"
 
 namespace sk::par {
 namespace {
 
 World* g_world = nullptr;
-
-class FakeDevices final : public DeviceInfoProvider {
- public:
-  explicit FakeDevices(std::vector<std::string> uuids) : uuids_(std::move(uuids)) {}
-  int count() const override { return static_cast<int>(uuids_.size()); }
-  std::string uuid(int i) const override { return uuids_.at(static_cast<std::size_t>(i)); }
-
- private:
-  std::vector<std::string> uuids_;
-};
 
 std::vector<std::string> node_gpus(int n) {
   std::vector<std::string> u;
@@ -109,18 +100,5 @@ TEST(PlacementMpi, OneRankSharingMakesTheWholeJobUseMpi) {
 }  // namespace sk::par
 
 int main(int argc, char** argv) {
-  try {
-    sk::par::World world(&argc, &argv);
-    sk::par::g_world = &world;
-    ::testing::InitGoogleTest(&argc, argv);
-    int rc = RUN_ALL_TESTS();
-    int worst = 0;
-    MPI_CHECK(MPI_Allreduce(&rc, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
-    if (world.rank() == 0 && worst != rc) std::fprintf(stderr, "placement: a test failed on another rank\n");
-    return worst;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "placement: error: %s\n", e.what());
-    sk::par::World::abort_if_multi(1);
-    return 1;
-  }
+  return sk::par::test::mpi_test_main(argc, argv, "placement", [](sk::par::World& w) { sk::par::g_world = &w; });
 }
