@@ -1,14 +1,11 @@
 // cli.cpp — `sinkhorn` subcommands (see cli.h).
 #include "launch/cli.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <boost/program_options.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <functional>
 #include <iostream>
 #include <memory>
 #include <sstream>

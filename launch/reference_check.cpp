@@ -47,14 +47,13 @@ void check_mask(const Tensor& m, const char* name, const Tensor& tokens, const s
                   shape_str(tokens.shape()), ", got ", m.str());
 }
 
-// Reading a case file: any problem with it is a ConfigError (exit 2) naming the file.
+// Reading a case file: a problem with it is a ConfigError (exit 2) naming the file.
 template <class F>
 auto case_file(F&& f) -> decltype(f()) {
   try {
     return f();
   } catch (const Error& e) {
-    if (e.exit_code() != kExitFailure) throw;
-    throw ConfigError(e.what());
+    rethrow_as_config_error(e, "");
   }
 }
 

@@ -7,7 +7,6 @@
 #include "model/core/backend.h"
 #include "model/core/error.h"
 #include "model/core/param.h"
-#include "model/cuda/cuda_error.h"
 #include "model/layers/layer.h"
 #include "model/lm/sinkhorn_lm.h"
 #include "trainer/checkpoint/checkpoint.h"
@@ -40,9 +39,7 @@ SampleResult run_sample(const SampleSpec& s) {
   } catch (const Error& e) {
     // A weights file that is missing, damaged or not of this model is an unusable named file (exit
     // 2); a CUDA failure while copying it to the device stays a runtime failure.
-    const std::string where = cat("sample: --weights ", s.weights, ": ");
-    if (e.exit_code() == kExitFailure && !dynamic_cast<const CudaError*>(&e)) throw ConfigError(where + e.what());
-    rethrow_with_context(e, where);
+    rethrow_as_config_error(e, cat("sample: --weights ", s.weights, ": "));
   }
   ARConfig arc;
   arc.pad_value = 0;

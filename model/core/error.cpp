@@ -1,5 +1,7 @@
 #include "error.h"
 
+#include <typeinfo>
+
 namespace sk {
 
 void throw_error(const std::string& msg) { throw Error(msg); }
@@ -21,6 +23,11 @@ void rethrow_with_context(const Error& e, const std::string& prefix) {
     case kExitStopped: throw StoppedError(m);
     default: throw Error(m, e.exit_code());
   }
+}
+
+void rethrow_as_config_error(const Error& e, const std::string& prefix) {
+  if (typeid(e) == typeid(Error) && e.exit_code() == kExitFailure) throw ConfigError(prefix + e.what());
+  rethrow_with_context(e, prefix);
 }
 
 }  // namespace sk

@@ -64,6 +64,11 @@ class InternalError : public std::logic_error {
 // Throws `prefix + e.what()` with e's exit code: adds context to an error without changing what
 // it means (e.g. a ConfigError from a weights file stays exit 2 under "checkpoint.init_from ...: ").
 [[noreturn]] void rethrow_with_context(const Error& e, const std::string& prefix);
+// For a caller that knows the failing operation read a file the user named (weights, init_from, a
+// reference case's files): a plain sk::Error from it (a bad file) becomes a ConfigError (exit 2),
+// `prefix` added; errors of other kinds (a derived class such as CudaError, or one already
+// classified) keep their code, as rethrow_with_context.
+[[noreturn]] void rethrow_as_config_error(const Error& e, const std::string& prefix);
 
 template <class... A>
 std::string cat(const A&... a) {

@@ -305,6 +305,21 @@ TEST(ErrorCodes, ClassesAndContext) {
       EXPECT_EQ(std::string(e.what()), "outer: inner");
     }
   }
+  // A plain error from reading a user's file becomes exit 2; a derived or classified one keeps its code.
+  struct DeviceError : Error {
+    DeviceError() : Error("device") {}
+  };
+  auto code_as_config = [](const Error& in) {
+    try {
+      rethrow_as_config_error(in, "file: ");
+    } catch (const Error& e) {
+      return e.exit_code();
+    }
+    return -1;
+  };
+  EXPECT_EQ(code_as_config(Error("bad header")), kExitUsage);
+  EXPECT_EQ(code_as_config(DeviceError()), kExitFailure);
+  EXPECT_EQ(code_as_config(StoppedError("x")), kExitStopped);
   try {
     SK_CHECK_CONFIG(1 + 1 == 3, "arithmetic: ", 2, " != 3");
     FAIL();
@@ -319,6 +334,10 @@ TEST(ConfigErrors, SyntaxErrorWithPosition) {
   EXPECT_HAS(m, ":33:6: TOML syntax error");
   // A table header the TOML library (3.3) asserted on (tests/fuzz/corpus/config/regress_*): a syntax error.
   EXPECT_HAS(run_error("[.0\n"), ":1:2: TOML syntax error");
+  // Non-ASCII characters where whitespace may appear (the TOML library's classifier reached
+  // __builtin_unreachable for them): syntax errors.
+  EXPECT_HAS(run_error("\xc3\xa9 = 1\n"), ":1:1: TOML syntax error");
+  EXPECT_HAS(run_error("\xef\xb8\xbb\xef\xbb\xbf\xd9\x84"), "TOML syntax error");
 }
 
 TEST(ConfigErrors, MissingFile) {
