@@ -79,11 +79,12 @@ GpuPlacement place_on_gpus(const World* world, const DeviceInfoProvider& devices
         "other ranks of this job would share a GPU (their errors name them): give each rank its own GPU or set "
         "[parallel] allow_shared_gpu = true");
   }
-  if (shares) {
-    std::fprintf(stderr, "sinkhorn: %s: %s\n", rank_tag().c_str(),
-                 shared_gpu_message(local_rank, p, host_name(), true).c_str());
-    std::fflush(stderr);
-  }
+  // Every rank says why the job runs on MPI: the sharing ones name their GPU and partners.
+  const std::string why = shares ? shared_gpu_message(local_rank, p, host_name(), true)
+                                 : cat("GPU ", p.ordinal, " (", p.uuid, ") is its own, but other ranks share a GPU ",
+                                       "([parallel] allow_shared_gpu = true), so gradients go over MPI");
+  std::fprintf(stderr, "sinkhorn: %s: %s\n", rank_tag().c_str(), why.c_str());
+  std::fflush(stderr);
   return p;
 }
 

@@ -6,8 +6,8 @@
 //   took: two ranks with the same UUID share a GPU (also when CUDA_VISIBLE_DEVICES names it
 //   differently, or lists one device per rank as under Slurm's --gpus-per-task=1). Sharing is
 //   refused (sk::ConfigError on every rank, naming the ranks, the host and the GPU) unless
-//   [parallel] allow_shared_gpu = true; then the job uses MPI for gradients and every sharing rank
-//   logs it. NCCL is used only when no rank of the job shares.
+//   [parallel] allow_shared_gpu = true; then the job uses MPI for gradients and every rank logs it.
+//   NCCL is used only when no rank of the job shares.
 //
 // The decisions are pure functions (tested with devices faked behind DeviceInfoProvider); only
 // place_on_gpus talks to MPI.
@@ -48,8 +48,8 @@ std::string shared_gpu_message(int local_rank, const GpuPlacement& p, const std:
 
 // Collective over `world` (nullptr: a single process). Chooses this rank's device, exchanges
 // UUIDs over the node, and returns the placement; refuses sharing as described above (every rank
-// throws the same kind of error, so no rank is left waiting). With allow_shared, each sharing rank
-// prints its log line on stderr.
+// throws the same kind of error, so no rank is left waiting). With allow_shared, every rank of a job
+// where some rank shares prints one line on stderr saying so (the sharing ones name GPU and partners).
 GpuPlacement place_on_gpus(const World* world, const DeviceInfoProvider& devices, bool allow_shared);
 
 // Under `srun` without a PMI plugin every task starts as an MPI singleton (world size 1) and would

@@ -3,6 +3,10 @@
 // choice, who shares, that sharing is refused on every rank unless allowed, and that every rank
 // agrees whether any rank shares (which decides NCCL vs MPI for the whole job).
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
 
 #include <string>
 #include <vector>
@@ -22,6 +26,26 @@ std::vector<std::string> node_gpus(int n) {
   std::vector<std::string> u;
   for (int i = 0; i < n; ++i) u.push_back("GPU-node-" + std::to_string(i));
   return u;
+}
+
+// What f prints on stderr (fd 2 sent to a temporary file meanwhile).
+template <class F>
+std::string stderr_of(F&& f) {
+  std::fflush(stderr);
+  char path[] = "/tmp/sk_placement_XXXXXX";
+  const int fd = ::mkstemp(path);
+  const int saved = ::dup(2);
+  ::dup2(fd, 2);
+  f();
+  std::fflush(stderr);
+  ::dup2(saved, 2);
+  ::close(saved);
+  std::string text(4096, '\0');
+  const ssize_t n = ::pread(fd, text.data(), text.size(), 0);
+  text.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+  ::close(fd);
+  ::unlink(path);
+  return text;
 }
 
 // Every rank gets the same verdict: 1 when it threw ConfigError, else 0; returns the max over ranks.
@@ -61,8 +85,10 @@ TEST(PlacementMpi, SharedGpuIsRefusedOnEveryRankUnlessAllowed) {
   EXPECT_EQ(any_rank(threw), 1);
   EXPECT_NE(msg.find("allow_shared_gpu = true"), std::string::npos) << msg;
   EXPECT_NE(msg.find("GPU-only"), std::string::npos) << msg;
-  // Allowed: every rank knows it shares, with whom, and that the job must use MPI.
-  const GpuPlacement p = place_on_gpus(g_world, FakeDevices({"GPU-only"}), true);
+  // Allowed: every rank knows it shares, with whom, and that the job must use MPI, and says so.
+  GpuPlacement p;
+  const std::string log = stderr_of([&] { p = place_on_gpus(g_world, FakeDevices({"GPU-only"}), true); });
+  EXPECT_NE(log.find("gradients go over MPI"), std::string::npos) << "rank " << g_world->rank() << ": " << log;
   EXPECT_EQ(p.ordinal, 0);
   EXPECT_TRUE(p.any_shared);
   EXPECT_EQ(static_cast<int>(p.shared_with.size()), g_world->local_size() - 1);
@@ -83,7 +109,10 @@ TEST(PlacementMpi, OneRankSharingMakesTheWholeJobUseMpi) {
   // Ranks 0 and 1 see the same GPU, the others distinct ones: everybody learns any_shared.
   const int r = g_world->rank();
   const std::string u = r <= 1 ? "GPU-shared" : "GPU-own-" + std::to_string(r);
-  const GpuPlacement p = place_on_gpus(g_world, FakeDevices({u}), true);
+  GpuPlacement p;
+  const std::string log = stderr_of([&] { p = place_on_gpus(g_world, FakeDevices({u}), true); });
+  EXPECT_NE(log.find(r <= 1 ? "shares GPU 0 (GPU-shared)" : "is its own, but other ranks share"), std::string::npos)
+      << "rank " << r << ": " << log;
   EXPECT_TRUE(p.any_shared) << "rank " << r;
   EXPECT_EQ(p.shared_with.empty(), r > 1);
   // Refused: ranks that share name the sharing; the others say another rank shares.
