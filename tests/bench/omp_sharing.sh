@@ -1,24 +1,31 @@
 #!/usr/bin/env bash
 # Fairness under CPU sharing (launch/omp_policy.h): the median step time of `sinkhorn bench` for one
-# process alone and for two processes started together on the same cores, with sinkhorn's OpenMP
-# waiting policy (passive: set by sinkhorn when the user sets none) and with libgomp's default
-# spinning (GOMP_SPINCOUNT=300000, which sinkhorn leaves alone). Never part of ctest: the figures
-# only mean something on an otherwise idle machine (check `uptime` first; the script prints it).
+# process alone and for two processes started together on the same cores, for several OpenMP
+# waiting policies:
+#   default  what sinkhorn sets when the user sets nothing (OMP_WAIT_POLICY=passive)
+#   spin     libgomp's own default (GOMP_SPINCOUNT=300000), which sinkhorn leaves alone when set
+#   short    a short spin before sleeping (GOMP_SPINCOUNT=10000)
+# The policies are measured in turn, --runs times over (interleaved, so a disturbance hits all of
+# them alike); each cell is the median over the runs of the runs' median step times. Never part of
+# ctest: figures only mean something on an otherwise idle machine (the script prints `uptime`).
 #
-# Usage: tests/bench/omp_sharing.sh [--steps N] [--threads N] [--build DIR] [WORKLOAD.toml]
-#   defaults: 10 timed steps (2 warm-up), OMP_NUM_THREADS = nproc, build/, tests/bench/workloads/small.toml
-# Prints one table row per policy: alone s/step, the two shared s/step, and shared / alone (2.0
-# means a fair half each; the spinning default was ~24 on 2 cores).
+# Usage: tests/bench/omp_sharing.sh [--runs N] [--steps N] [--threads N] [--build DIR]
+#                                   [--policies "default spin short"] [WORKLOAD.toml]
+#   defaults: 3 runs, 10 timed steps (2 warm-up), OMP_NUM_THREADS = nproc, build/, small.toml
+# "shared / alone" = mean of the two shared step times / the alone step time: 2.0 is a fair half
+# each, below 2 the two fill each other's idle time, far above 2 they fight.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-steps=10 threads=$(nproc) build=$root/build workload=$here/workloads/small.toml
+runs=3 steps=10 threads=$(nproc) build=$root/build workload=$here/workloads/small.toml policies="default spin short"
 while (($#)); do
   case $1 in
+    --runs) runs=$2; shift 2 ;;
     --steps) steps=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --build) build=$2; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --policies) policies=$2; shift 2 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) workload=$1; shift ;;
   esac
 done
@@ -27,30 +34,47 @@ bin=$build/sinkhorn
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-median() { python3 -c 'import json,sys; print("%.3f" % json.loads(open(sys.argv[1]).read().splitlines()[-1])["step_s_median"])' "$1"; }
-bench() {  # OUT_FILE ENV...
-  local out=$1; shift
-  env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT OMP_NUM_THREADS="$threads" "$@" \
-    "$bin" bench "$workload" --steps "$steps" --warmup 2 --quiet >"$out" 2>/dev/null
+envs_of() {
+  case $1 in
+    default) echo "" ;;
+    spin) echo "GOMP_SPINCOUNT=300000" ;;
+    short) echo "GOMP_SPINCOUNT=10000" ;;
+    *) echo "unknown policy $1" >&2; exit 1 ;;
+  esac
+}
+median_step() { python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])["step_s_median"])' "$1"; }
+bench() {  # OUT_FILE POLICY
+  # shellcheck disable=SC2046
+  env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT OMP_NUM_THREADS="$threads" $(envs_of "$2") \
+    "$bin" bench "$workload" --steps "$steps" --warmup 2 --quiet >"$1" 2>/dev/null
+  median_step "$1"
 }
 
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p') / $(nproc) cores / OMP_NUM_THREADS=$threads"
-echo "load before: $(uptime | sed 's/.*load average: //')"
-echo "commit: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'); workload: $(basename "$workload"), $steps timed steps"
+echo "date: $(date -u +%FT%TZ); load before: $(uptime | sed 's/.*load average: //')"
+echo "commit: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'); workload: $(basename "$workload"), $steps timed steps, $runs runs"
+for r in $(seq 1 "$runs"); do
+  for p in $policies; do
+    bench "$tmp/x.json" "$p" >>"$tmp/$p.alone"
+    bench "$tmp/a.json" "$p" >"$tmp/a.out" & pa=$!
+    bench "$tmp/b.json" "$p" >"$tmp/b.out" & pb=$!
+    wait $pa $pb
+    cat "$tmp/a.out" >>"$tmp/$p.shared"
+    cat "$tmp/b.out" >>"$tmp/$p.shared"
+  done
+done
 echo
-echo "| policy | alone s/step | two at once s/step (A, B) | shared / alone |"
+echo "| policy | alone s/step | two at once s/step | shared / alone |"
 echo "| --- | --- | --- | --- |"
-for policy in passive spin; do
-  envs=()
-  [ $policy = spin ] && envs=(GOMP_SPINCOUNT=300000)
-  bench "$tmp/alone.json" "${envs[@]}"
-  bench "$tmp/a.json" "${envs[@]}" & pa=$!
-  bench "$tmp/b.json" "${envs[@]}" & pb=$!
-  wait $pa $pb
-  alone=$(median "$tmp/alone.json") a=$(median "$tmp/a.json") b=$(median "$tmp/b.json")
-  ratio=$(python3 -c "print('%.2f' % ((($a) + ($b)) / 2 / ($alone)))")
-  name=$([ $policy = passive ] && echo "passive (sinkhorn's default)" || echo "spin (libgomp default, GOMP_SPINCOUNT=300000)")
-  echo "| $name | $alone | $a, $b | $ratio |"
+for p in $policies; do
+  python3 - "$p" "$(envs_of "$p")" "$tmp/$p.alone" "$tmp/$p.shared" <<'PY'
+import statistics, sys
+p, env, a, s = sys.argv[1], sys.argv[2] or "OMP_WAIT_POLICY=passive (set by sinkhorn)", sys.argv[3], sys.argv[4]
+alone = [float(x) for x in open(a)]
+shared = [float(x) for x in open(s)]
+ma, ms = statistics.median(alone), statistics.median(shared)
+print(f"| {p}: {env} | {ma:.3f} ({min(alone):.3f}-{max(alone):.3f}) | {ms:.3f} ({min(shared):.3f}-{max(shared):.3f}) | {ms / ma:.2f} |")
+PY
 done
 echo
 echo "load after: $(uptime | sed 's/.*load average: //')"
