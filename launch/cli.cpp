@@ -1,14 +1,11 @@
 // cli.cpp — `sinkhorn` subcommands (see cli.h).
 #include "launch/cli.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <boost/program_options.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <functional>
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -19,6 +16,7 @@
 #include "launch/cli_options.h"
 #include "launch/config.h"
 #include "launch/dataset_spec.h"
+#include "launch/omp_policy.h"
 #include "launch/reference_check.h"
 #include "model/backends.h"
 #include "model/core/backend.h"
@@ -28,6 +26,8 @@
 #include "parallel/grid_comms.h"
 #include "parallel/schedule.h"
 #include "parallel/watchdog.h"
+#include "parallel/placement.h"
+#include "parallel/world.h"
 #include "trainer/bench.h"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/checkpoint/model_metadata.h"
@@ -77,7 +77,7 @@ const char* kUsage =
 Device parse_device(const std::string& cmd, const std::string& s) {
   if (s == "cpu") return Device::cpu;
   if (s == "cuda") return Device::cuda;
-  throw Error(cat(cmd, ": --device ", s, ": expected cpu or cuda"));
+  throw ConfigError(cat(cmd, ": --device ", s, ": expected cpu or cuda"));
 }
 
 bool parse(const std::string& cmd, const std::vector<std::string>& args, const po::options_description& opts,
@@ -100,14 +100,14 @@ int cmd_reference_check(const std::vector<std::string>& args) {
   pos.add("case-dir", 1);
   po::variables_map vm;
   if (!parse("reference-check", args, opts, pos, vm, usage)) return 0;
-  SK_CHECK(vm.count("case-dir"), "reference-check: missing CASE_DIR (usage: sinkhorn ", usage, ")");
+  SK_CHECK_CONFIG(vm.count("case-dir"), "reference-check: missing CASE_DIR (usage: sinkhorn ", usage, ")");
   const std::string mode = vm["mode"].as<std::string>();
-  SK_CHECK(mode == "eval" || mode == "train", "reference-check: --mode ", mode, ": expected eval or train");
+  SK_CHECK_CONFIG(mode == "eval" || mode == "train", "reference-check: --mode ", mode, ": expected eval or train");
   const Device dev = parse_device("reference-check", vm["device"].as<std::string>());
-  SK_CHECK(has_backend(dev), "reference-check: --device ", device_name(dev), ": no such backend in this process",
-           dev == Device::cuda ? (cuda_compiled() ? " (no GPU visible)" : " (built without CUDA)") : "");
+  SK_CHECK_CONFIG(has_backend(dev), "reference-check: --device ", device_name(dev), ": no such backend in this process",
+                  dev == Device::cuda ? (cuda_compiled() ? " (no GPU visible)" : " (built without CUDA)") : "");
   const std::string prec = vm["precision"].as<std::string>();
-  SK_CHECK(prec == "fp32" || prec == "bf16", "reference-check: --precision ", prec, ": expected fp32 or bf16");
+  SK_CHECK_CONFIG(prec == "fp32" || prec == "bf16", "reference-check: --precision ", prec, ": expected fp32 or bf16");
   return reference_check_main(vm["case-dir"].as<std::string>(), vm["dump"].as<std::string>(), mode, dev,
                               parse_precision(prec));
 }
@@ -128,7 +128,7 @@ int cmd_bench(const std::vector<std::string>& args) {
   pos.add("config", 1);
   po::variables_map vm;
   if (!parse("bench", args, opts, pos, vm, usage)) return 0;
-  SK_CHECK(vm.count("config"), "bench: missing CONFIG.toml (usage: sinkhorn ", usage, ")");
+  SK_CHECK_CONFIG(vm.count("config"), "bench: missing CONFIG.toml (usage: sinkhorn ", usage, ")");
 
   const std::string path = vm["config"].as<std::string>();
   std::vector<std::string> sets;
@@ -136,17 +136,17 @@ int cmd_bench(const std::vector<std::string>& args) {
   RunConfig cfg = load_run_config(path, sets);
   if (vm.count("steps")) {
     const auto n = vm["steps"].as<std::int64_t>();
-    SK_CHECK(n >= 1, "bench: --steps ", n, ": must be >= 1");
+    SK_CHECK_CONFIG(n >= 1, "bench: --steps ", n, ": must be >= 1");
     cfg.train.measure_steps = n;
   }
   if (vm.count("warmup")) {
     const auto n = vm["warmup"].as<std::int64_t>();
-    SK_CHECK(n >= 0, "bench: --warmup ", n, ": must be >= 0");
+    SK_CHECK_CONFIG(n >= 0, "bench: --warmup ", n, ": must be >= 0");
     cfg.train.warmup_steps = n;
   }
   const Device dev = parse_device("bench", vm["device"].as<std::string>());
-  SK_CHECK(has_backend(dev), "bench: --device ", device_name(dev), ": no such backend in this process",
-           dev == Device::cuda ? (cuda_compiled() ? " (no GPU visible)" : " (built without CUDA)") : "");
+  SK_CHECK_CONFIG(has_backend(dev), "bench: --device ", device_name(dev), ": no such backend in this process",
+                  dev == Device::cuda ? (cuda_compiled() ? " (no GPU visible)" : " (built without CUDA)") : "");
 
   BenchSpec spec;
   spec.workload = std::filesystem::path(path).stem().string();
@@ -189,25 +189,31 @@ bool launched_by_mpi() {
   return false;
 }
 
-// Whether every rank has a GPU of its own: one rank per node, or each rank's CUDA_VISIBLE_DEVICES
-// names one device and no two ranks of a node name the same one (launch/scripts/mpirun.sh and
-// Slurm's --gpus-per-task=1 arrange that). Collective over the world.
-bool one_gpu_per_rank(const par::World& world) {
-  const char* cvd = std::getenv("CUDA_VISIBLE_DEVICES");
-  const std::string vis = cvd ? cvd : "";
-  const bool single = cvd && !vis.empty() && vis.find(',') == std::string::npos;
-  char host[256] = {};
-  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
-  const unsigned long long key = std::hash<std::string>{}(std::string(host) + "|" + (single ? vis : "*"));
-  std::vector<unsigned long long> keys(static_cast<std::size_t>(world.size()));
-  MPI_CHECK(MPI_Allgather(&key, 1, MPI_UNSIGNED_LONG_LONG, keys.data(), 1, MPI_UNSIGNED_LONG_LONG, world.comm().get()));
-  int my_single = single ? 1 : 0, all_single = 0;
-  MPI_CHECK(MPI_Allreduce(&my_single, &all_single, 1, MPI_INT, MPI_MIN, world.comm().get()));
-  std::sort(keys.begin(), keys.end());
-  const bool distinct = std::adjacent_find(keys.begin(), keys.end()) == keys.end();
-  int one_per_node = world.local_size() == 1 ? 1 : 0, all_one_per_node = 0;
-  MPI_CHECK(MPI_Allreduce(&one_per_node, &all_one_per_node, 1, MPI_INT, MPI_MIN, world.comm().get()));
-  return all_one_per_node == 1 || (all_single == 1 && distinct);
+// The CUDA devices this process sees, for parallel/placement.h.
+class CudaDevices final : public par::DeviceInfoProvider {
+ public:
+  int count() const override { return static_cast<int>(uuids_.size()); }
+  std::string uuid(int ordinal) const override { return uuids_.at(static_cast<std::size_t>(ordinal)); }
+
+ private:
+  std::vector<std::string> uuids_ = cuda_device_uuids();
+};
+
+// Refuses a `srun` without PMI (every task an MPI singleton; parallel/placement.h).
+void check_not_a_lone_slurm_task(int world_size) {
+  const std::string problem = par::slurm_singleton_problem(world_size, [](const char* v) { return std::getenv(v); });
+  if (!problem.empty()) throw ConfigError(problem);
+}
+
+// checkpoint.init_from must exist before anything is built or written (its contents are checked
+// when the trainer loads it).
+void check_init_from(const RunConfig& cfg, bool resume) {
+  const std::string& p = cfg.checkpoint.init_from;
+  if (p.empty() || resume) return;
+  std::error_code ec;
+  SK_CHECK_CONFIG(std::filesystem::exists(p, ec), cfg.path, " [checkpoint]: init_from = \"", p,
+                  "\": no such file or folder (expected a model.safetensors file, a checkpoint step folder or a "
+                  "checkpoint dir)");
 }
 
 nlohmann::json config_snapshot(const RunConfig& cfg, Device dev, int world_size) {
@@ -289,9 +295,21 @@ TrainSpec train_spec(const RunConfig& cfg, Device dev, bool resume) {
 int train_main(const RunConfig& cfg, Device dev, bool resume, par::World* world) {
   const int ranks = world ? world->size() : 1;
   validate_for_training(cfg, ranks);
+  check_init_from(cfg, resume);
   open_run_tokenizer(cfg);  // a bad tokenizer is the config's error (naming the key), before anything starts
   TrainSpec spec = train_spec(cfg, dev, resume);
   spec.config_snapshot = config_snapshot(cfg, dev, ranks);
+  // GPU ranks: local rank % visible devices; NCCL only when no two ranks of a node share a GPU.
+  int cuda_device = 0;
+  bool nccl = false;
+  if (dev == Device::cuda) {
+    const par::GpuPlacement place = par::place_on_gpus(world, CudaDevices(), cfg.parallel.allow_shared_gpu);
+    select_cuda_device(place.ordinal);
+    cuda_device = place.ordinal;
+    nccl = world && ranks > 1 && par::nccl_compiled() && !place.any_shared;
+    if (world && ranks > 1 && !par::nccl_compiled() && world->rank() == 0)
+      std::fprintf(stderr, "sinkhorn: warning: this binary was built without NCCL: activations and gradients go over MPI\n");
+  }
   if (!world || ranks == 1) {
     run_training(spec, TrainComms{});
     return 0;
@@ -303,12 +321,7 @@ int train_main(const RunConfig& cfg, Device dev, bool resume, par::World* world)
     par::Watchdog::run_aborts();
     MPI_Abort(MPI_COMM_WORLD, 1);
   });
-  const bool nccl = dev == Device::cuda && par::nccl_compiled() && one_gpu_per_rank(*world);
-  if (dev == Device::cuda && !nccl && world->rank() == 0)
-    std::fprintf(stderr,
-                 "sinkhorn: warning: GPU ranks share devices (or NCCL is not built): activations and gradients go "
-                 "over MPI; give each rank its own GPU (launch/scripts/mpirun.sh, or srun --gpus-per-task=1) for NCCL\n");
-  par::GridComms g = par::make_grid_comms(*world, spec.pipeline_stages, nccl, 0);
+  par::GridComms g = par::make_grid_comms(*world, spec.pipeline_stages, nccl, cuda_device);
   if (world->rank() == 0)
     std::fprintf(stdout, "grid: %d ranks = %d pipeline stage(s) x %d data-parallel replica(s), %s communicators\n",
                  ranks, g.grid.stages(), g.grid.replicas(), g.dp->kind());
@@ -335,25 +348,27 @@ int cmd_train(const std::vector<std::string>& args) {
   pos.add("config", 1);
   po::variables_map vm;
   if (!parse("train", args, opts, pos, vm, usage)) return 0;
-  SK_CHECK(vm.count("config"), "train: missing CONFIG.toml (usage: sinkhorn ", usage, ")");
+  SK_CHECK_CONFIG(vm.count("config"), "train: missing CONFIG.toml (usage: sinkhorn ", usage, ")");
   std::vector<std::string> sets;
   if (vm.count("set")) sets = vm["set"].as<std::vector<std::string>>();
   const Device dev = parse_device("train", vm["device"].as<std::string>());
   const bool resume = vm.count("resume") > 0;
 
   if (!launched_by_mpi()) {
+    check_not_a_lone_slurm_task(1);
     const RunConfig cfg = load_run_config(vm["config"].as<std::string>(), sets);
-    SK_CHECK(has_backend(dev), "train: --device ", device_name(dev), ": no such backend in this process",
-             dev == Device::cuda ? (cuda_compiled() ? " (no GPU visible)" : " (built without CUDA)") : "");
+    SK_CHECK_CONFIG(has_backend(dev), "train: --device ", device_name(dev), ": no such backend in this process",
+                    dev == Device::cuda ? (cuda_compiled() ? " (no GPU visible)" : " (built without CUDA)") : "");
     return train_main(cfg, dev, resume, nullptr);
   }
   // Under an MPI launcher. On an error the World is left running (not finalised) so that main()
   // can report it and MPI_Abort the other ranks instead of leaving them in a collective.
   auto* world = new par::World(nullptr, nullptr);
   try {
+    check_not_a_lone_slurm_task(world->size());
     const RunConfig cfg = load_run_config(vm["config"].as<std::string>(), sets);
-    SK_CHECK(has_backend(dev), "train: --device ", device_name(dev), ": no such backend in this process",
-             dev == Device::cuda ? (cuda_compiled() ? " (no GPU visible)" : " (built without CUDA)") : "");
+    SK_CHECK_CONFIG(has_backend(dev), "train: --device ", device_name(dev), ": no such backend in this process",
+                    dev == Device::cuda ? (cuda_compiled() ? " (no GPU visible)" : " (built without CUDA)") : "");
     const int rc = train_main(cfg, dev, resume, world);
     world->barrier();
     delete world;
@@ -418,14 +433,15 @@ int cmd_sample(const std::vector<std::string>& args) {
   spec.len = vm["len"].as<std::int64_t>();
   spec.temperature = vm["temperature"].as<double>();
   const std::string filter = vm["filter"].as<std::string>();
-  SK_CHECK(filter == "top_k" || filter == "top_p", "sample: --filter ", filter, ": expected top_k or top_p");
+  SK_CHECK_CONFIG(filter == "top_k" || filter == "top_p", "sample: --filter ", filter, ": expected top_k or top_p");
   spec.filter = filter == "top_p" ? SampleFilter::top_p : SampleFilter::top_k;
   spec.filter_thres = vm["thres"].as<double>();
   if (vm.count("eos")) spec.eos = vm["eos"].as<std::int64_t>();
   spec.seed = vm["seed"].as<std::uint64_t>();
   spec.device = parse_device("sample", vm["device"].as<std::string>());
-  SK_CHECK(has_backend(spec.device), "sample: --device ", device_name(spec.device), ": no such backend in this process",
-           spec.device == Device::cuda ? (cuda_compiled() ? " (no GPU visible)" : " (built without CUDA)") : "");
+  SK_CHECK_CONFIG(has_backend(spec.device), "sample: --device ", device_name(spec.device),
+                  ": no such backend in this process",
+                  spec.device == Device::cuda ? (cuda_compiled() ? " (no GPU visible)" : " (built without CUDA)") : "");
 
   const SampleResult r = run_sample(spec);
   for (const auto& n : r.notes) std::fprintf(stderr, "sample: %s: %s\n", r.weights_file.c_str(), n.c_str());
@@ -482,6 +498,7 @@ std::string version_string() {
     os << (first ? "" : ", ") << device_name(d);
     first = false;
   }
+  os << "\nOpenMP wait policy: " << omp_wait_policy_description();
   return os.str();
 }
 
@@ -498,9 +515,10 @@ int run_cli(const std::vector<std::string>& args) {
       std::cout << version_string() << "\n";
       return 0;
     }
-    throw Error(cat("unknown option ", a, " (see sinkhorn --help)"));
+    throw ConfigError(cat("unknown option ", a, " (see sinkhorn --help)"));
   }
-  SK_CHECK(i < args.size(), "no command given (commands: reference-check, bench, train, sample, checkpoint, tokenize; see sinkhorn --help)");
+  SK_CHECK_CONFIG(i < args.size(),
+                  "no command given (commands: reference-check, bench, train, sample, checkpoint, tokenize; see sinkhorn --help)");
   const std::string cmd = args[i];
   std::vector<std::string> rest(args.begin() + static_cast<std::ptrdiff_t>(i + 1), args.end());
   if (cmd == "reference-check") return cmd_reference_check(rest);
@@ -513,7 +531,7 @@ int run_cli(const std::vector<std::string>& args) {
     std::cout << kUsage;
     return 0;
   }
-  throw Error(
+  throw ConfigError(
       cat("unknown command '", cmd, "' (commands: reference-check, bench, train, sample, checkpoint, tokenize; see sinkhorn --help)"));
 }
 

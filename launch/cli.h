@@ -7,7 +7,8 @@
 //                   [--filter top_k|top_p] [--thres X] [--eos ID] [--seed S] [--device cpu|cuda] [--set table.key=value]...
 //   sinkhorn --help | --version
 //
-// Errors are thrown (sk::Error for bad input); main.cpp prints them as one line.
+// Errors are thrown (sk::ConfigError, exit 2, for a bad option, config or named file; sk::Error,
+// exit 1, at run time); main.cpp prints them as one line and exits with their code.
 #pragma once
 #include <string>
 #include <vector>

@@ -20,7 +20,7 @@ bool parse_command_options(const std::string& cmd, const std::vector<std::string
     }
     po::notify(vm);
   } catch (const po::error& e) {
-    throw Error(cat(cmd, ": ", e.what(), " (usage: sinkhorn ", usage, ")"));
+    throw ConfigError(cat(cmd, ": ", e.what(), " (usage: sinkhorn ", usage, ")"));
   }
   return true;
 }

@@ -5,6 +5,8 @@
 // Errors are ONE line: "<file>[:line] [table]: key = value: rule", e.g.
 //   small.toml:20 [model]: bucket_sise = 32: unknown key (did you mean bucket_size?)
 //   small.toml [train]: lr = -0.001 (from --set train.lr=-1e-3): must be > 0
+// thrown as sk::ConfigError (exit 2). Within a table, an unknown key is reported before a missing
+// required one (a misspelt required key names the misspelling, not "missing").
 #pragma once
 #include <cstdint>
 #include <optional>

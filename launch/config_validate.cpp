@@ -16,7 +16,7 @@ class Rules {
 
   template <class V>
   [[noreturn]] void fail(const char* key, const V& value, const std::string& rule) const {
-    throw_error(cat(where_, ": ", key, " = ", value, ": ", rule));
+    throw_config_error(cat(where_, ": ", key, " = ", value, ": ", rule));
   }
   void at_least(const char* key, std::int64_t v, std::int64_t lo) const {
     if (v < lo) fail(key, v, cat("must be >= ", lo));
@@ -40,6 +40,16 @@ class Rules {
  private:
   std::string where_;
 };
+
+// validate_lm_config (model/) throws sk::Error; a config's model rules are config errors (exit 2).
+void validate_lm_as_config(const LMConfig& m, const std::string& where) {
+  try {
+    validate_lm_config(m, where);
+  } catch (const Error& e) {
+    if (e.exit_code() != kExitFailure) throw;
+    throw ConfigError(e.what());
+  }
+}
 
 }  // namespace
 
@@ -76,7 +86,7 @@ void validate_train_config(const TrainConfig& t, const LMConfig& m, const std::s
 }
 
 void validate_run_config(const RunConfig& cfg) {
-  validate_lm_config(cfg.model, cfg.path + " [model]");
+  validate_lm_as_config(cfg.model, cfg.path + " [model]");
   validate_train_config(cfg.train, cfg.model, cfg.path);
   validate_run_tables(cfg);
 }
@@ -170,8 +180,8 @@ void validate_run_tables(const RunConfig& cfg) {
 
 void validate_for_training(const RunConfig& cfg, int world_size) {
   if (cfg.data.path.empty())
-    throw_error(cat(cfg.path, " [data]: path: missing (required by sinkhorn train: a text file read as byte tokens, ",
-                    "or token shards with format = \"tokens\")"));
+    throw_config_error(cat(cfg.path, " [data]: path: missing (required by sinkhorn train: a text file read as byte tokens, ",
+                           "or token shards with format = \"tokens\")"));
   if (cfg.log.tensorboard && cfg.log.dir.empty())
     Rules(cfg.path, "log").fail("tensorboard", "true", "needs log.dir (the event files go next to metrics.jsonl)");
   if (cfg.data.format == "bytes" && cfg.model.num_tokens < 256)
@@ -206,8 +216,8 @@ void validate_reference_case_config(const ReferenceCaseConfig& c, const std::str
     if (!c.encoder || !c.decoder) r.fail("kind", "\"encoder_decoder\"", "needs tables [encoder] and [decoder]");
     if (c.model) r.fail("kind", "\"encoder_decoder\"", "takes [encoder] and [decoder], not [model]");
     r.at_least("context_seq_len", i.context_seq_len, 1);
-    validate_lm_config(*c.encoder, file + " [encoder]");
-    validate_lm_config(*c.decoder, file + " [decoder]");
+    validate_lm_as_config(*c.encoder, file + " [encoder]");
+    validate_lm_as_config(*c.decoder, file + " [decoder]");
     if (!c.encoder->return_embeddings)
       Rules(file, "encoder").fail("return_embeddings", "false", "an encoder must return embeddings (its output is the context)");
     if (!c.decoder->receives_context)
@@ -215,7 +225,7 @@ void validate_reference_case_config(const ReferenceCaseConfig& c, const std::str
   } else {
     if (!c.model) r.fail("kind", "\"" + i.kind + "\"", "needs a table [model]");
     if (c.encoder || c.decoder) r.fail("kind", "\"" + i.kind + "\"", "takes [model], not [encoder]/[decoder]");
-    validate_lm_config(*c.model, file + " [model]");
+    validate_lm_as_config(*c.model, file + " [model]");
     const bool emb = i.kind == "embeddings";
     if (c.model->return_embeddings != emb)
       Rules(file, "model").fail("return_embeddings", c.model->return_embeddings ? "true" : "false",

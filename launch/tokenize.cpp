@@ -33,6 +33,19 @@ namespace {
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
 
+// Opening a file the user named (a tokenizer model, token shards): a bad or missing file is an
+// unusable input, exit 2 like a bad option (README "Failure behaviour"), not a runtime failure.
+template <class F>
+auto open_user_file(F&& open) {
+  try {
+    return open();
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const Error& e) {
+    rethrow_as_config_error(e, "");
+  }
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -61,16 +74,16 @@ int tokenize_train(const std::vector<std::string>& args) {
   s.vocab_size = vm["vocab-size"].as<std::int64_t>();
   s.out = vm["out"].as<std::string>();
   s.model_type = vm["model-type"].as<std::string>();
-  SK_CHECK(s.model_type == "bpe" || s.model_type == "unigram" || s.model_type == "char" || s.model_type == "word",
+  SK_CHECK_CONFIG(s.model_type == "bpe" || s.model_type == "unigram" || s.model_type == "char" || s.model_type == "word",
            "tokenize train: --model-type ", s.model_type, ": expected bpe, unigram, char or word");
   s.character_coverage = vm["character-coverage"].as<double>();
-  SK_CHECK(s.character_coverage > 0.0 && s.character_coverage <= 1.0, "tokenize train: --character-coverage ",
+  SK_CHECK_CONFIG(s.character_coverage > 0.0 && s.character_coverage <= 1.0, "tokenize train: --character-coverage ",
            s.character_coverage, ": must be in (0, 1]");
   s.max_sentences = vm["max-sentences"].as<std::int64_t>();
-  SK_CHECK(s.max_sentences >= 0, "tokenize train: --max-sentences ", s.max_sentences, ": must be >= 0");
+  SK_CHECK_CONFIG(s.max_sentences >= 0, "tokenize train: --max-sentences ", s.max_sentences, ": must be >= 0");
   s.seed = vm["seed"].as<std::uint32_t>();
   s.threads = vm["threads"].as<int>();
-  SK_CHECK(s.threads >= 1, "tokenize train: --threads ", s.threads, ": must be >= 1");
+  SK_CHECK_CONFIG(s.threads >= 1, "tokenize train: --threads ", s.threads, ": must be >= 1");
   const auto t0 = std::chrono::steady_clock::now();
   data::train_tokenizer(s);
   const data::Tokenizer tok(s.out);
@@ -123,36 +136,36 @@ int tokenize_encode(const std::vector<std::string>& args) {
   pos.add("input", -1);
   po::variables_map vm;
   if (!parse_command_options("tokenize encode", args, opts, pos, vm, usage)) return 0;
-  SK_CHECK(vm.count("input"), "tokenize encode: no input text file (usage: sinkhorn ", usage, ")");
+  SK_CHECK_CONFIG(vm.count("input"), "tokenize encode: no input text file (usage: sinkhorn ", usage, ")");
   const auto inputs = vm["input"].as<std::vector<std::string>>();
   const std::string prefix = vm["out"].as<std::string>();
   const std::int64_t per_shard = vm["shard-tokens"].as<std::int64_t>();
-  SK_CHECK(per_shard >= 1 && per_shard <= 2147483647, "tokenize encode: --shard-tokens ", per_shard,
+  SK_CHECK_CONFIG(per_shard >= 1 && per_shard <= 2147483647, "tokenize encode: --shard-tokens ", per_shard,
            ": must be in [1, 2^31 - 1] (llm.c header)");
-  const data::Tokenizer tok(vm["model"].as<std::string>());
+  const data::Tokenizer tok = open_user_file([&] { return data::Tokenizer(vm["model"].as<std::string>()); });
   const bool eos = vm.count("append-eos") > 0;
   const int threads = vm["threads"].as<int>();
-  SK_CHECK(threads >= 0, "tokenize encode: --threads ", threads, ": must be >= 0");
-  SK_CHECK(!eos || tok.eos_id() >= 0, "tokenize encode: --append-eos: model '", tok.path(), "' has no </s> piece");
+  SK_CHECK_CONFIG(threads >= 0, "tokenize encode: --threads ", threads, ": must be >= 0");
+  SK_CHECK_CONFIG(!eos || tok.eos_id() >= 0, "tokenize encode: --append-eos: model '", tok.path(), "' has no </s> piece");
 
   // Everything that can fail on bad input first: the inputs exist, no shard of an earlier run.
   std::int64_t total = 0;
   for (const auto& f : inputs) {
     std::error_code ec;
-    SK_CHECK(fs::is_regular_file(f, ec), "tokenize encode: input '", f, "': no such file");
+    SK_CHECK_CONFIG(fs::is_regular_file(f, ec), "tokenize encode: input '", f, "': no such file");
     total += static_cast<std::int64_t>(fs::file_size(f));
   }
   const fs::path pre(prefix);
   const fs::path dir = pre.has_parent_path() ? pre.parent_path() : fs::path(".");
   const std::string stem = pre.filename().string();
-  SK_CHECK(!stem.empty(), "tokenize encode: --out ", prefix, ": give a file name prefix, e.g. DIR/shard-");
+  SK_CHECK_CONFIG(!stem.empty(), "tokenize encode: --out ", prefix, ": give a file name prefix, e.g. DIR/shard-");
   if (fs::is_directory(dir))
     for (const auto& e : fs::directory_iterator(dir)) {
       const std::string n = e.path().filename().string();
       const bool ours = n.size() == stem.size() + 10 && n.compare(0, stem.size(), stem) == 0 &&
                         n.compare(n.size() - 4, 4, ".bin") == 0 &&
                         n.find_first_not_of("0123456789", stem.size()) == n.size() - 4;
-      SK_CHECK(!ours,
+      SK_CHECK_CONFIG(!ours,
                "tokenize encode: --out ", prefix, ": '", e.path().string(),
                "' already exists (remove the old shards or choose another prefix)");
     }
@@ -236,11 +249,13 @@ int tokenize_decode(const std::vector<std::string>& args) {
   pos.add("shard", -1);
   po::variables_map vm;
   if (!parse_command_options("tokenize decode", args, opts, pos, vm, usage)) return 0;
-  SK_CHECK(vm.count("shard"), "tokenize decode: no shard given (usage: sinkhorn ", usage, ")");
-  const data::Tokenizer tok(vm["model"].as<std::string>());
-  const auto files = data::expand_paths(vm["shard"].as<std::vector<std::string>>(), "tokenize decode");
+  SK_CHECK_CONFIG(vm.count("shard"), "tokenize decode: no shard given (usage: sinkhorn ", usage, ")");
+  const data::Tokenizer tok = open_user_file([&] { return data::Tokenizer(vm["model"].as<std::string>()); });
   // Every shard is opened and checked (ids below the model's vocabulary) before any text is written.
-  const data::TokenCorpus corpus = data::TokenCorpus::open_shards(files, data::ShardChecks{tok.vocab_size(), 0, "the tokenizer's vocabulary"});
+  const data::TokenCorpus corpus = open_user_file([&] {
+    const auto files = data::expand_paths(vm["shard"].as<std::vector<std::string>>(), "tokenize decode");
+    return data::TokenCorpus::open_shards(files, data::ShardChecks{tok.vocab_size(), 0, "the tokenizer's vocabulary"});
+  });
   std::ofstream file;
   if (vm.count("out")) {
     file.open(vm["out"].as<std::string>(), std::ios::binary | std::ios::trunc);
@@ -269,7 +284,7 @@ int tokenize_decode(const std::vector<std::string>& args) {
 
 int cmd_tokenize(const std::vector<std::string>& args) {
   const std::string usage = "tokenize train|encode|decode [options] (sinkhorn tokenize <sub> --help)";
-  SK_CHECK(!args.empty(), "tokenize: missing subcommand (usage: sinkhorn ", usage, ")");
+  SK_CHECK_CONFIG(!args.empty(), "tokenize: missing subcommand (usage: sinkhorn ", usage, ")");
   const std::string sub = args[0];
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   if (sub == "train") return tokenize_train(rest);
@@ -279,7 +294,7 @@ int cmd_tokenize(const std::vector<std::string>& args) {
     std::cout << "usage: sinkhorn " << usage << "\n";
     return 0;
   }
-  throw Error(cat("tokenize: unknown subcommand '", sub, "' (expected train, encode or decode)"));
+  throw ConfigError(cat("tokenize: unknown subcommand '", sub, "' (expected train, encode or decode)"));
 }
 
 }  // namespace sk

@@ -91,12 +91,14 @@ World::World(int* argc, char*** argv) {
   MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size_));
   MPI_Comm node = MPI_COMM_NULL;
   MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
-  MpiComm node_comm = MpiComm::adopt(node);
-  local_rank_ = node_comm.rank();
-  local_size_ = node_comm.size();
+  node_comm_ = MpiComm::adopt(node);
+  MPI_CHECK(MPI_Comm_set_errhandler(node_comm_.get(), MPI_ERRORS_RETURN));
+  local_rank_ = node_comm_.rank();
+  local_size_ = node_comm_.size();
 }
 
 World::~World() {
+  node_comm_ = MpiComm();
   comm_ = MpiComm();
   if (owns_ && running()) MPI_Finalize();
 }

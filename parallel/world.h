@@ -4,6 +4,7 @@
 //
 //   sk::par::World world(&argc, &argv);      // MPI_THREAD_FUNNELED
 //   world.rank(), world.size(), world.local_rank()   // local: ranks on this node (shared memory)
+//   world.node_comm()                                // the ranks of this node
 //   sk::par::MpiComm dp = world.split(color, key);   // a sub-communicator (MPI_Comm_split)
 //
 // Every MPI call goes through MPI_CHECK(call): on failure it throws sk::Error
@@ -65,6 +66,8 @@ class World {
   int local_rank() const { return local_rank_; }  // rank among the processes of this node
   int local_size() const { return local_size_; }
   const MpiComm& comm() const { return comm_; }
+  // The processes of this node (MPI_Comm_split_type shared memory), ordered by world rank.
+  const MpiComm& node_comm() const { return node_comm_; }
 
   // Collective over the world: processes with the same color form one communicator, ordered by key.
   MpiComm split(int color, int key) const;
@@ -82,7 +85,7 @@ class World {
  private:
   bool owns_ = false;
   int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
-  MpiComm comm_;
+  MpiComm comm_, node_comm_;
 };
 
 }  // namespace sk::par

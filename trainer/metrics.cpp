@@ -7,8 +7,13 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string_view>
 
 #include "model/core/error.h"
+#include "trainer/file_io.h"
 
 namespace sk {
 
@@ -65,11 +70,69 @@ std::int64_t peak_rss_bytes() {
   return static_cast<std::int64_t>(ru.ru_maxrss) * 1024;  // Linux reports KiB
 }
 
-MetricsLog::MetricsLog(const std::string& dir, bool append) {
+namespace {
+
+// The kept lines of an existing metrics.jsonl (see metrics.h), and what was removed.
+struct Repair {
+  std::string kept;
+  std::int64_t dropped = 0;
+  bool torn = false;
+};
+
+Repair repair_log(const std::string& text, std::optional<std::int64_t> resume_step) {
+  Repair r;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    const std::size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) {  // no final newline: a torn write
+      r.torn = true;
+      break;
+    }
+    const std::string_view line(text.data() + pos, nl - pos);
+    pos = nl + 1;
+    if (line.empty()) continue;
+    const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    const bool ok = j.is_object() && j.contains("step") && j["step"].is_number_integer();
+    if (!ok || (resume_step && j["step"].get<std::int64_t>() > *resume_step)) {
+      ++r.dropped;
+      continue;
+    }
+    r.kept.append(line);
+    r.kept.push_back('\n');
+  }
+  return r;
+}
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  std::ostringstream os;
+  os << in.rdbuf();
+  SK_CHECK(!in.bad(), "cannot read '", path, "': ", std::strerror(errno));
+  return os.str();
+}
+
+}  // namespace
+
+MetricsLog::MetricsLog(const std::string& dir, bool append) { open_file(dir, append, -1); }
+
+MetricsLog::MetricsLog(const std::string& dir, bool append, std::int64_t resume_step) {
+  SK_CHECK(resume_step >= 0, "MetricsLog: resume step ", resume_step, " must be >= 0");
+  open_file(dir, append, resume_step);
+}
+
+void MetricsLog::open_file(const std::string& dir, bool append, std::int64_t resume_step) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   SK_CHECK(!ec, "log.dir '", dir, "': cannot create the folder: ", ec.message());
   path_ = (std::filesystem::path(dir) / "metrics.jsonl").string();
+  if (append && std::filesystem::exists(path_)) {
+    const std::string text = read_all(path_);
+    const Repair r = repair_log(text, resume_step >= 0 ? std::optional<std::int64_t>(resume_step) : std::nullopt);
+    if (r.torn || r.dropped > 0) replace_file_atomically(path_, r.kept);
+    dropped_ = r.dropped;
+    cut_torn_ = r.torn;
+  }
   f_ = std::fopen(path_.c_str(), append ? "a" : "w");
   SK_CHECK(f_ != nullptr, "cannot open '", path_, "' for writing: ", std::strerror(errno));
 }

@@ -32,21 +32,39 @@ std::string format_bytes(std::int64_t bytes);  // "117.7 MiB"
 std::int64_t peak_rss_bytes();                 // getrusage of this process (-1 if unknown)
 
 // Appends JSON lines to <dir>/metrics.jsonl (creates the folder). Each record is flushed.
+//
+// Surviving faults: on opening for append, a torn last line (a write cut short, e.g. by a full
+// disk: no final '\n') is cut off, so the next record never glues onto it; with a resume step S,
+// records of steps after S (written by the run after the checkpoint it resumes from) are dropped,
+// so every step appears once. A file that needs either repair is rewritten to a temporary file
+// beside it, fsynced and renamed over it (a crash leaves the old or the new file, never half).
+// Lines that are not JSON objects with an integer "step" are dropped too (and counted).
 class MetricsLog {
  public:
   MetricsLog() = default;
-  // append = false truncates an existing file (a fresh run); true continues it (--resume).
+  // append = false truncates an existing file (a fresh run); true continues it (--resume), cutting
+  // a torn last line.
   MetricsLog(const std::string& dir, bool append);
+  // Resuming from a checkpoint of step `resume_step`: as append = true, and drops every record
+  // with step > resume_step. (append = false ignores resume_step.)
+  MetricsLog(const std::string& dir, bool append, std::int64_t resume_step);
   ~MetricsLog();
   MetricsLog(const MetricsLog&) = delete;
   MetricsLog& operator=(const MetricsLog&) = delete;
   bool open() const { return f_ != nullptr; }
   const std::string& path() const { return path_; }
   void write(const nlohmann::ordered_json& record);
+  // What opening repaired: records dropped (after the resume step, or malformed lines) and whether
+  // a torn last line was cut. For the trainer's log line.
+  std::int64_t dropped_records() const { return dropped_; }
+  bool cut_torn_line() const { return cut_torn_; }
 
  private:
+  void open_file(const std::string& dir, bool append, std::int64_t resume_step);
   std::string path_;
   std::FILE* f_ = nullptr;
+  std::int64_t dropped_ = 0;
+  bool cut_torn_ = false;
 };
 
 }  // namespace sk

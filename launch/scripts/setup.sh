@@ -16,6 +16,7 @@ PKGS=(
   zlib1g-dev                                     # crc32 of the token-shard fingerprints (data/token_corpus.cpp)
   python3-matplotlib                             # launch/scripts/plot_metrics.py
   python3-venv                                   # test-only venv for the tensorboard PyPI reader
+  clang-14 libclang-rt-14-dev libomp-14-dev      # tests/fuzz: libFuzzer + ASan/UBSan build (own build dir)
 )
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -643,4 +643,34 @@ std::string CudaBackend::device_model() {
   return p.name;
 }
 
+std::vector<std::string> cuda_device_uuids() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return {};
+  }
+  std::vector<std::string> out;
+  for (int i = 0; i < n; ++i) {
+    cudaDeviceProp prop{};
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, i));
+    // nvidia-smi's form: GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx
+    std::string u = "GPU-";
+    for (int b = 0; b < 16; ++b) {
+      char hex[3];
+      std::snprintf(hex, sizeof hex, "%02x", static_cast<unsigned char>(prop.uuid.bytes[b]));
+      u += hex;
+      if (b == 3 || b == 5 || b == 7 || b == 9) u += '-';
+    }
+    out.push_back(u);
+  }
+  return out;
+}
+
+void select_cuda_device(int ordinal) {
+  SK_CHECK(has_backend(Device::cuda), "cannot select CUDA device ", ordinal, ": no GPU is visible to this process");
+  auto* cuda = dynamic_cast<CudaBackend*>(&backend_for(Device::cuda));
+  SK_ASSERT(cuda, "the registered CUDA backend is not a CudaBackend");
+  cuda->set_device(ordinal);
+}
+
 }  // namespace sk

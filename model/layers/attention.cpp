@@ -185,6 +185,7 @@ Tensor SinkhornSelfAttention::forward(const Tensor& x, Stash& stash, const Conte
   const std::string W = "attention layer " + std::to_string(layer_id_) + ": ";
   SK_CHECK(x.ndim() == 3 && x.dim(2) == cfg_.dim, W, "x must be [B, T, ", cfg_.dim, "], got ", x.str());
   std::int64_t B = x.dim(0), T = x.dim(1);
+  SK_CHECK(B > 0, W, "the batch has no rows (x is ", x.str(), "): nothing to attend");
   SK_CHECK(T > 0 && T % cfg_.bucket_size == 0, W, "sequence length ", T, " must be a positive multiple of bucket_size ",
            cfg_.bucket_size);
   Device dev = x.device();
@@ -200,8 +201,8 @@ Tensor SinkhornSelfAttention::forward(const Tensor& x, Stash& stash, const Conte
   if (cfg_.is_context) {
     const Tensor& ctx = c.context;
     SK_CHECK(ctx.defined(), W, "a context-attention layer needs ctx.context");
-    SK_CHECK(ctx.ndim() == 3 && ctx.dim(0) == B && ctx.dim(2) == cfg_.dim, W, "context must be [", B, ", Tc, ",
-             cfg_.dim, "], got ", ctx.str());
+    SK_CHECK(ctx.ndim() == 3 && ctx.dim(0) == B && ctx.dim(1) > 0 && ctx.dim(2) == cfg_.dim, W, "context must be [", B,
+             ", Tc >= 1, ", cfg_.dim, "], got ", ctx.str());
     k4 = attn::split_heads(be, ctx.to(dev), cfg_.heads);  // [B, H, Tc, dh]; keys = values
     v4 = k4;
     if (c.context_mask.defined()) {

@@ -81,6 +81,7 @@ std::string run_error(const std::string& text, const std::vector<std::string>& s
     std::string m = e.what();
     EXPECT_EQ(m.find('\n'), std::string::npos) << "not one line: " << m;
     EXPECT_NE(m.find(f.path), std::string::npos) << "file not named: " << m;
+    EXPECT_EQ(e.exit_code(), kExitUsage) << "a config error must exit 2: " << m;
     return m;
   }
   return "";
@@ -241,10 +242,105 @@ TEST(ConfigErrors, MissingAndUnknownTables) {
   EXPECT_HAS(m, "lr = 3: key outside any table");
 }
 
+// A misspelt required key is reported as the unknown key with its hint, before any "missing".
+TEST(ConfigErrors, UnknownKeyBeforeMissingRequired) {
+  std::string m = run_error(with_model_line("dim = 128", "dimm = 64"));
+  EXPECT_HAS(m, "[model]: dimm = 64: unknown key (did you mean dim?)");
+  EXPECT_EQ(m.find("missing"), std::string::npos) << m;
+  m = run_error(with_model_line("dim = 128\nmax_seq_len = 512", "dimm = 64"));  // two required keys absent
+  EXPECT_HAS(m, "dimm = 64: unknown key (did you mean dim?)");
+  m = run_error(with_model_line("dim = 128\nmax_seq_len = 512", "heads2 = 4"));  // no hint: still unknown first
+  EXPECT_HAS(m, "heads2 = 4: unknown key");
+  // Only missing keys: the first one in reading order.
+  m = run_error(with_model_line("dim = 128\nmax_seq_len = 512", ""));
+  EXPECT_HAS(m, "[model]: dim: missing (required)");
+}
+
+TEST(RunConfig, ParallelTable) {
+  RunConfig d = load_run_config(kWorkloads + "small.toml");
+  EXPECT_EQ(d.parallel.pipeline_stages, 1);
+  EXPECT_EQ(d.parallel.schedule, "1f1b");
+  EXPECT_TRUE(d.parallel.stage_layers.empty());
+  EXPECT_FALSE(d.parallel.allow_shared_gpu);
+  EXPECT_EQ(d.parallel.timeout_s, 300.0);
+  TempToml f(std::string(kModel) + kTrain +
+             "\n[parallel]\npipeline_stages = 2\nschedule = \"gpipe\"\nstage_layers = [1, 1]\n"
+             "allow_shared_gpu = true\ntimeout_s = 42.5\n");
+  RunConfig c = load_run_config(f.path);
+  EXPECT_EQ(c.parallel.pipeline_stages, 2);
+  EXPECT_EQ(c.parallel.schedule, "gpipe");
+  EXPECT_EQ(c.parallel.stage_layers, (std::vector<std::int64_t>{1, 1}));
+  EXPECT_TRUE(c.parallel.allow_shared_gpu);
+  EXPECT_EQ(c.parallel.timeout_s, 42.5);
+  RunConfig o = load_run_config(kWorkloads + "small.toml", {"parallel.allow_shared_gpu=true"});
+  EXPECT_TRUE(o.parallel.allow_shared_gpu);
+}
+
+TEST(ConfigErrors, ParallelTable) {
+  const std::string base = std::string(kModel) + kTrain + "\n[parallel]\n";
+  EXPECT_HAS(run_error(base + "allow_shared_gpu = 1\n"), "[parallel]: allow_shared_gpu = 1: expected true or false");
+  EXPECT_HAS(run_error(base + "allow_shared_gpu = \"yes\"\n"), "allow_shared_gpu = \"yes\": expected true or false");
+  EXPECT_HAS(run_error(base + "timeout_s = 0\n"), "[parallel]: timeout_s = 0: must be > 0");
+  EXPECT_HAS(run_error(base + "timeout_s = -5\n"), "[parallel]: timeout_s = -5: must be > 0");
+  EXPECT_HAS(run_error(base + "allow_shared_gpus = true\n"), "unknown key (did you mean allow_shared_gpu?)");
+}
+
+// Every sk::Error carries its exit code; adding context keeps it.
+TEST(ErrorCodes, ClassesAndContext) {
+  EXPECT_EQ(Error("x").exit_code(), kExitFailure);
+  EXPECT_EQ(ConfigError("x").exit_code(), kExitUsage);
+  EXPECT_EQ(DivergedError("x").exit_code(), kExitDiverged);
+  EXPECT_EQ(StoppedError("x").exit_code(), kExitStopped);
+  EXPECT_EQ(static_cast<int>(kExitOk), 0);
+  EXPECT_EQ(static_cast<int>(kExitFailure), 1);
+  EXPECT_EQ(static_cast<int>(kExitUsage), 2);
+  EXPECT_EQ(static_cast<int>(kExitDiverged), 3);
+  EXPECT_EQ(static_cast<int>(kExitStopped), 4);
+  for (int code : {1, 2, 3, 4}) {
+    try {
+      try {
+        throw Error("inner", code);
+      } catch (const Error& e) {
+        rethrow_with_context(e, "outer: ");
+      }
+    } catch (const Error& e) {
+      EXPECT_EQ(e.exit_code(), code);
+      EXPECT_EQ(std::string(e.what()), "outer: inner");
+    }
+  }
+  // A plain error from reading a user's file becomes exit 2; a derived or classified one keeps its code.
+  struct DeviceError : Error {
+    DeviceError() : Error("device") {}
+  };
+  auto code_as_config = [](const Error& in) {
+    try {
+      rethrow_as_config_error(in, "file: ");
+    } catch (const Error& e) {
+      return e.exit_code();
+    }
+    return -1;
+  };
+  EXPECT_EQ(code_as_config(Error("bad header")), kExitUsage);
+  EXPECT_EQ(code_as_config(DeviceError()), kExitFailure);
+  EXPECT_EQ(code_as_config(StoppedError("x")), kExitStopped);
+  try {
+    SK_CHECK_CONFIG(1 + 1 == 3, "arithmetic: ", 2, " != 3");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), "arithmetic: 2 != 3");
+  }
+}
+
 TEST(ConfigErrors, SyntaxErrorWithPosition) {
   std::string m = run_error(std::string(kModel) + "\n[train]\nlr = = 3\n");
   EXPECT_HAS(m, "TOML syntax error");
   EXPECT_HAS(m, ":33:6: TOML syntax error");
+  // A table header the TOML library (3.3) asserted on (tests/fuzz/corpus/config/regress_*): a syntax error.
+  EXPECT_HAS(run_error("[.0\n"), ":1:2: TOML syntax error");
+  // Non-ASCII characters where whitespace may appear (the TOML library's classifier reached
+  // __builtin_unreachable for them): syntax errors.
+  EXPECT_HAS(run_error("\xc3\xa9 = 1\n"), ":1:1: TOML syntax error");
+  EXPECT_HAS(run_error("\xef\xb8\xbb\xef\xbb\xbf\xd9\x84"), "TOML syntax error");
 }
 
 TEST(ConfigErrors, MissingFile) {
@@ -253,6 +349,7 @@ TEST(ConfigErrors, MissingFile) {
     FAIL();
   } catch (const Error& e) {
     EXPECT_HAS(std::string(e.what()), "cannot read config file '/nonexistent/run.toml'");
+    EXPECT_EQ(e.exit_code(), kExitUsage);
   }
 }
 

@@ -2,7 +2,7 @@
 # `sinkhorn sample` end to end: a tiny `sinkhorn train` run (the --set list of
 # tests/trainer/train_cli_test.sh), then sampling from its checkpoint dir / step folder /
 # a single model file: prompt first, prompt + len bytes, --eos, same seed -> same text, another seed ->
-# another text; bad input -> one line "sinkhorn: error: ..." and exit 1. Also checkpoint.init_from
+# another text; bad input (options, weights file) -> one line "sinkhorn: error: ..." and exit 2. Also checkpoint.init_from
 # through the CLI (a fresh run's log line, and ignored with --resume).
 # Usage: sample_cli_test.sh SINKHORN SOURCE_DIR
 set -u
@@ -11,7 +11,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work" || exit 2
 fail() { echo "FAIL: $*"; exit 1; }
-strip_notice() { sed -i '/^sinkhorn: built with CUDA but no GPU found/d' "$1"; }
+# Informational lines (the CUDA build's no-GPU notice, "loading ... without checksums") are not part
+# of an error message.
+strip_notice() { sed -i -e '/^sinkhorn: built with CUDA but no GPU found/d' -e '/^sinkhorn: note: /d' "$1"; }
 cfg=$src/launch/configs/tinyshakespeare.toml
 model=(--set model.dim=32 --set model.depth=1 --set model.heads=2 --set model.bucket_size=8 --set model.max_seq_len=32
        --set model.n_local_attn_heads=1 --set train.seq_len=32)
@@ -42,11 +44,11 @@ eos=$(od -An -tu1 -j ${#prompt} -N1 s1.txt | tr -d ' ')
   || fail "sample --eos"
 [ "$(wc -c < s5.txt)" = $(( ${#prompt} + 1 )) ] || fail "--eos $eos: expected ${#prompt} + 1 bytes, got $(wc -c < s5.txt)"
 
-# 3. Bad input: one line, exit 1.
+# 3. Bad input: one line, exit 2.
 check_err() {  # expected-substring args...
   local want=$1; shift
   "$bin" sample "$cfg" "$@" > out.txt 2> err.txt; local rc=$?
-  [ $rc = 1 ] || { cat err.txt; fail "'$*': exit $rc"; }
+  [ $rc = 2 ] || { cat err.txt; fail "'$*': exit $rc"; }
   strip_notice err.txt
   [ "$(wc -l < err.txt)" = 1 ] || { cat err.txt; fail "'$*': not one line"; }
   grep -q '^sinkhorn: error: ' err.txt || { cat err.txt; fail "'$*': no 'sinkhorn: error: '"; }
@@ -82,4 +84,19 @@ strip_notice t4.txt
 [ "$(wc -l < t4.txt)" = 1 ] || { cat t4.txt; fail "wrong-shape init_from: not one line"; }
 grep -q "checkpoint.init_from 'ck'.*dim = 48 in the config, 32 in the weights' metadata" t4.txt || { cat t4.txt; fail "wrong-shape init_from: wrong error"; }
 [ ! -e ck3 ] || fail "a failed init_from run created its checkpoint.dir"
+# 5. Weights are verified whenever an index.json is beside them (also when the file is named), and a
+#    bare file loads with a note on stderr.
+mkdir -p copy && cp -r ck/step-00000003 copy/
+printf '\x13' | dd of=copy/step-00000003/model-stage-0-of-1.safetensors bs=1 seek=3000 conv=notrunc 2>/dev/null
+check_err "checksum mismatch" "${model[@]}" --weights copy/step-00000003/model-stage-0-of-1.safetensors
+mkdir -p bare && cp ck/step-00000003/model-stage-0-of-1.safetensors bare/model.safetensors
+"$bin" sample "$cfg" "${model[@]}" --weights bare/model.safetensors --prompt "$prompt" --len 20 --seed 1 > s6.txt 2> err6.txt \
+  || { cat err6.txt; fail "sample from a bare file"; }
+grep -q "^sinkhorn: note: loading 'bare/model.safetensors' without checksums (no index.json beside it)" err6.txt \
+  || { cat err6.txt; fail "no note for a bare file"; }
+cmp -s s1.txt s6.txt || fail "the bare copy gave another text"
+grep -q "without checksums" err_sample.txt && fail "a verified load printed the bare-file note"
+mkdir -p stray && cp ck/step-00000003/index.json stray/ && cp ck/step-00000003/model-stage-0-of-1.safetensors stray/other.safetensors
+check_err "does not list other.safetensors" "${model[@]}" --weights stray/other.safetensors
+
 echo OK

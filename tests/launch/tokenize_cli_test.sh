@@ -4,7 +4,7 @@
 #   train a 1024-piece model, encode into 200,000-token llm.c shards, check the shards with numpy
 #   (an independent reader of llm.c's header layout), decode them back to the identical text, and
 #   check the config's [data] reads them (its tokenizer opens against model.num_tokens);
-#   bad input: one line "sinkhorn: error: ..." naming the file, exit 1, nothing written.
+#   bad input: one line "sinkhorn: error: ..." naming the file, exit 2 (unusable input), nothing written.
 # Usage: tokenize_cli_test.sh SINKHORN SOURCE_DIR
 set -u
 bin=$(realpath "$1") src=$(realpath "$2")
@@ -68,7 +68,7 @@ grep -qF "[data]: tokenizer = \"$work/bpe/tok.model\": its vocabulary has 1024 p
 check_err() {  # expected-substring command...
   local want=$1; shift
   "$bin" "$@" > out.txt 2> err.txt; local rc=$?
-  [ $rc = 1 ] || { cat err.txt; fail "'$*': exit $rc"; }
+  [ $rc = 2 ] || { cat err.txt; fail "'$*': exit $rc"; }
   strip_notice err.txt
   [ "$(wc -l < err.txt)" = 1 ] || { cat err.txt; fail "'$*': not one line"; }
   grep -q '^sinkhorn: error: ' err.txt || { cat err.txt; fail "'$*': no 'sinkhorn: error: '"; }

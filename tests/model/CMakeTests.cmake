@@ -18,7 +18,9 @@ add_executable(sk_reference_check ${_sk_driver_all}
   ${PROJECT_SOURCE_DIR}/launch/reference_check.cpp
   ${PROJECT_SOURCE_DIR}/launch/config_toml.cpp
   ${PROJECT_SOURCE_DIR}/launch/config_validate.cpp
-  ${PROJECT_SOURCE_DIR}/trainer/checkpoint/safetensors.cpp)
+  ${PROJECT_SOURCE_DIR}/trainer/checkpoint/safetensors.cpp
+  ${PROJECT_SOURCE_DIR}/trainer/checkpoint/strict_json.cpp
+  ${PROJECT_SOURCE_DIR}/trainer/file_io.cpp)
 target_include_directories(sk_reference_check PRIVATE ${PROJECT_SOURCE_DIR})
 if(SK_TOML_INCLUDE)
   target_include_directories(sk_reference_check PRIVATE ${SK_TOML_INCLUDE})
@@ -91,4 +93,13 @@ if(TARGET sinkhorn)
                    $<TARGET_FILE:sinkhorn> bench ${CMAKE_CURRENT_SOURCE_DIR}/bench/workloads/small.toml
                    --steps 3 --warmup 1 --device cuda --quiet)
   set_tests_properties(gpu_bench_small PROPERTIES LABELS gpu TIMEOUT 600 SKIP_RETURN_CODE 77)
+endif()
+
+# The model tests (finite differences, reference comparisons; ~10 s) again under every OpenBLAS
+# kernel family an x86-64 CPU runs (tests/tools/blas_kernels.sh): a test may not depend on the
+# rounding of the GEMM kernel the machine happens to pick (PKM FD failed on AVX2-only CPUs).
+if(TARGET sk_test_model)
+  add_test(NAME model_blas_kernels
+           COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/tools/blas_kernels.sh $<TARGET_FILE:sk_test_model>)
+  set_tests_properties(model_blas_kernels PROPERTIES LABELS "model;unit" TIMEOUT 900 ENVIRONMENT "OMP_NUM_THREADS=2")
 endif()

@@ -692,6 +692,27 @@ TEST(AttentionConfigErrors, RejectedInputs) {
   Harness h4(s4);
   h4.ctx().context = Tensor();
   expect_error([&] { h4.loss(nullptr); }, "context");
+  // A batch of no rows (a 0-row reference batch crashed with SIGFPE in the bucket grouping), for
+  // causal, non-causal and context layers; and a context of no positions.
+  for (bool causal : {false, true}) {
+    FdSetup s5;
+    s5.cfg = base_cfg();
+    s5.cfg.causal = causal;
+    Harness h5(s5);
+    expect_error([&] {
+      Stash st;
+      Context c = make_ctx();
+      h5.layer().forward(Tensor::zeros({0, 16, 8}, DType::f32), st, c);
+    }, "no rows");
+  }
+  FdSetup s6;
+  s6.cfg = base_cfg();
+  s6.cfg.is_context = true;
+  s6.Tc = 16;
+  Harness h6(s6);
+  h6.ctx().context = Tensor::zeros({2, 0, 8}, DType::f32);
+  h6.ctx().context_mask = Tensor();
+  expect_error([&] { h6.loss(nullptr); }, "Tc >= 1");
 }
 
 // Parameter names, shapes and initialisation (model-spec §6.7, §17).

@@ -39,10 +39,15 @@ struct LMHarness {
   }
 };
 
+// Every parameter is set by test::randomize (not by the ParamSet's initialisation); PKM layers get
+// constructed decision margins (BatchNorm weight 0.2: to_queries gradients ~4x above the loss's
+// rounding noise at 0.05; the margins stay > 3, tests/model/test_pkm.cpp). The float32 noise of
+// the loss is measured and allowed for by finite_difference_check, so these pass on any BLAS kernel
+// (checked with every OpenBLAS core type an x86-64 CPU runs: tests/tools/blas_kernels.sh).
 void gradcheck(const LMConfig& cfg, const Tensor& mask, double tol, bool training = false) {
   LMHarness h(cfg, 2, 32, 7, training);
   for (auto n : cfg.pkm_layers)
-    test::pkm_margins(h.ps, "sinkhorn_transformer.layers.layers." + std::to_string(n - 1) + ".1.fn.", cfg.pkm_num_keys);
+    test::pkm_margins(h.ps, "sinkhorn_transformer.layers.layers." + std::to_string(n - 1) + ".1.fn.", cfg.pkm_num_keys, 0.2f);
   h.c.input_mask = mask;
   h.c.recompute = training;  // keep BatchNorm running statistics fixed while probing
   h.grad();
@@ -149,7 +154,11 @@ TEST(LM, EncoderDecoderContextGradient) {
     EXPECT_GT(n, 0.0);
     enc.backward(dctx, s1, e);
   }
-  test::GradCheck r = test::finite_difference_check(ps, loss, 2, 1e-2, 9);
+  // eps = 4e-2: the loss (Σ of 2·32·23 logits·w) carries ~4e-5 of float32 rounding, which at
+  // eps = 1e-2 put the Richardson estimate of small-gradient entries (decoder LayerNorm biases, scale
+  // ~0.2) 2.5 % off on some BLAS kernels; at 4e-2 the worst entry is ≤ 0.1 % off on every kernel and
+  // only 1–2 of 172 entries cross a sort-net decision.
+  test::GradCheck r = test::finite_difference_check(ps, loss, 2, 4e-2, 9);
   EXPECT_LT(r.worst, 2e-2) << r.worst_name;
   EXPECT_LT(r.aggregate(), 1e-2);
   EXPECT_LE(r.skipped * 5, r.checked) << "too many entries next to a decision boundary";

@@ -20,3 +20,15 @@ add_test(NAME parallel_multirank_nccl_np2
          COMMAND ${_sk_mpirun} -np 2 $<TARGET_FILE:sk_test_parallel_multirank> --gtest_filter=*/nccl)
 set_tests_properties(parallel_multirank_nccl_np2 PROPERTIES LABELS "multirank;gpu" TIMEOUT 300
                      ENVIRONMENT "OMP_NUM_THREADS=1" SKIP_REGULAR_EXPRESSION "\\[  SKIPPED \\]")
+
+# GPU placement (parallel/placement.h) across real ranks, devices faked: -np 2 and -np 4.
+add_executable(sk_test_placement_multirank ${CMAKE_CURRENT_LIST_DIR}/multirank/placement_test.cpp)
+target_link_libraries(sk_test_placement_multirank PRIVATE sk_parallel GTest::gtest)
+target_include_directories(sk_test_placement_multirank PRIVATE ${PROJECT_SOURCE_DIR})
+sk_warnings(sk_test_placement_multirank)
+foreach(np 2 4)
+  add_test(NAME parallel_placement_np${np}
+           COMMAND ${_sk_mpirun} -np ${np} $<TARGET_FILE:sk_test_placement_multirank>)
+  set_tests_properties(parallel_placement_np${np} PROPERTIES LABELS "parallel;multirank" TIMEOUT 300
+                       ENVIRONMENT "OMP_NUM_THREADS=1")
+endforeach()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end `sinkhorn train` through the CLI: a tiny run of launch/configs/tinyshakespeare.toml
-# (shrunk with --set), metrics.jsonl and checkpoint layout, --resume, one-line errors with exit 1
-# and nothing overwritten, and the same run on 2 MPI ranks.
+# (shrunk with --set), metrics.jsonl and checkpoint layout, --resume, one-line errors (exit 1 at run
+# time, 2 for a bad config or data file) and nothing overwritten, and the same run on 2 MPI ranks.
 # Usage: train_cli_test.sh SINKHORN SOURCE_DIR [MPIEXEC]
 set -u
 bin=$1 src=$2 mpiexec=${3:-mpirun}
@@ -54,11 +54,11 @@ strip_notice out4.txt
 grep -q "model-stage-0-of-1.safetensors.*checksum mismatch" out4.txt || { cat out4.txt; fail "wrong error"; }
 [ "$(cat $ck/latest)" = step-00000008 ] || fail "latest changed"
 
-# 5. Bad keys and values, missing data file: one line, exit 1.
+# 5. Bad keys and values, missing data file: one line, exit 2 (README "Failure behaviour").
 check_err() {  # expected-substring args...
   local want=$1; shift
   "$bin" train "$cfg" "$@" > err.txt 2>&1; local rc=$?
-  [ $rc = 1 ] || { cat err.txt; fail "'$*': exit $rc"; }
+  [ $rc = 2 ] || { cat err.txt; fail "'$*': exit $rc"; }
   strip_notice err.txt
   [ "$(wc -l < err.txt)" = 1 ] || { cat err.txt; fail "'$*': not one line"; }
   grep -qF -- "$want" err.txt || { cat err.txt; fail "'$*': expected '$want'"; }

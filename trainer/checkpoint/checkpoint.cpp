@@ -18,6 +18,8 @@
 #include "model/core/error.h"
 #include "parallel/host_values.h"
 #include "parallel/watchdog.h"
+#include "trainer/checkpoint/checkpoint_json.h"
+#include "trainer/checkpoint/strict_json.h"
 #include "trainer/checkpoint/safetensors.h"
 
 namespace sk {
@@ -27,7 +29,7 @@ namespace {
 constexpr const char* kLegacyModelFile = "model.safetensors";  // format version 1
 constexpr const char* kTrainerFile = "trainer.json";
 constexpr const char* kIndexFile = "index.json";
-constexpr int kFormatVersion = 2;  // 1: one model.safetensors + optim-rank-0000-of-0001 (still loaded)
+constexpr int kFormatVersion = kCheckpointFormatVersion;
 
 std::string stage_file_name(const char* kind, int stage, int stages) {
   char buf[80];
@@ -112,15 +114,6 @@ void index_safetensors(const fs::path& folder, const std::string& file, nlohmann
     tensors[it.key()] = t;
   }
   files[file] = {{"kind", file_kind(file)}, {"bytes", bytes.size()}, {"crc32", hex32(crc32(bytes.data(), bytes.size()))}};
-}
-
-nlohmann::json parse_json_file(const fs::path& p) {
-  const std::string text = read_bytes(p);
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(cat("checkpoint: '", p.string(), "' is not valid JSON: ", e.what()));
-  }
 }
 
 bool is_step_name(const std::string& s) {
@@ -245,35 +238,27 @@ Index open_index(const std::string& step_dir) {
   ix.dir = step_dir;
   const fs::path ip = ix.dir / kIndexFile;
   SK_CHECK(fs::exists(ip), "checkpoint: '", ip.string(), "' is missing (not a complete checkpoint)");
-  const nlohmann::json j = parse_json_file(ip);
-  try {
-    ix.version = j.at("format_version").get<int>();
-    SK_CHECK(ix.version == 1 || ix.version == kFormatVersion, "checkpoint: '", ip.string(), "': format_version ",
-             ix.version, " is not 1 or ", kFormatVersion);
-    for (auto f = j.at("files").begin(); f != j.at("files").end(); ++f) {
-      const fs::path p = ix.dir / f.key();
-      std::error_code ec;
-      const auto size = fs::file_size(p, ec);
-      SK_CHECK(!ec, "checkpoint: '", p.string(), "' is missing (listed in ", ip.string(), ")");
-      const auto want = f.value().at("bytes").get<std::uint64_t>();
-      SK_CHECK(size == want, "checkpoint: '", p.string(), "' has ", size, " bytes, index.json says ", want,
-               " (truncated or replaced)");
-    }
-    for (auto t = j.at("tensors").begin(); t != j.at("tensors").end(); ++t) {
-      Entry e;
-      e.file = t.value().at("file").get<std::string>();
-      e.dtype = t.value().at("dtype").get<std::string>();
-      for (const auto& d : t.value().at("shape")) e.shape.push_back(d.get<std::int64_t>());
-      e.begin = t.value().at("byte_range").at(0).get<std::uint64_t>();
-      e.end = t.value().at("byte_range").at(1).get<std::uint64_t>();
-      e.crc = t.value().at("crc32").get<std::string>();
-      SK_CHECK(e.begin <= e.end, "checkpoint: '", ip.string(), "': tensor ", t.key(), " has a reversed byte range");
-      const std::string kind = file_kind(e.file);
-      if (kind == "model") ix.model[t.key()] = e;
-      else if (kind == "optim") ix.optim[t.key()] = e;
-    }
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(cat("checkpoint: '", ip.string(), "': malformed index: ", e.what()));
+  const CheckpointIndex idx = parse_checkpoint_index(read_bytes(ip), ip.string());  // every rule checked
+  ix.version = idx.version;
+  for (const CheckpointIndex::File& f : idx.files) {
+    const fs::path p = ix.dir / f.name;
+    std::error_code ec;
+    const auto size = fs::file_size(p, ec);
+    SK_CHECK(!ec, "checkpoint: '", p.string(), "' is missing (listed in ", ip.string(), ")");
+    SK_CHECK(size == f.bytes, "checkpoint: '", p.string(), "' has ", size, " bytes, index.json says ", f.bytes,
+             " (truncated or replaced)");
+  }
+  for (const CheckpointIndex::TensorEntry& t : idx.tensors) {
+    Entry e;
+    e.file = t.file;
+    e.dtype = t.dtype;
+    e.shape = t.shape;
+    e.begin = t.begin;
+    e.end = t.end;
+    e.crc = t.crc32;
+    const std::string kind = file_kind(e.file);
+    if (kind == "model") ix.model[t.name] = e;
+    else if (kind == "optim") ix.optim[t.name] = e;
   }
   return ix;
 }
@@ -512,44 +497,25 @@ void verify_files(const std::string& step_dir, const std::set<std::string>& only
   const fs::path dir(step_dir);
   const fs::path index_path = dir / kIndexFile;
   SK_CHECK(fs::exists(index_path), "checkpoint: '", index_path.string(), "' is missing (not a complete checkpoint)");
-  const nlohmann::json index = parse_json_file(index_path);
-  try {
-    const int version = index.at("format_version").get<int>();
-    SK_CHECK(version == 1 || version == kFormatVersion, "checkpoint: '", index_path.string(), "': format_version ",
-             index.at("format_version").dump(), " is not 1 or ", kFormatVersion, " (written by a newer sinkhorn?)");
-    bool has_model = false, has_trainer = false;
-    for (auto it = index.at("files").begin(); it != index.at("files").end(); ++it) {
-      has_model = has_model || file_kind(it.key()) == "model";
-      has_trainer = has_trainer || it.key() == kTrainerFile;
-      if (!only.empty() && !only.count(it.key())) continue;
-      const fs::path p = dir / it.key();
-      SK_CHECK(fs::exists(p), "checkpoint: '", p.string(), "' is missing (listed in ", index_path.string(), ")");
-      const std::string bytes = read_bytes(p);
-      const auto want_bytes = it.value().at("bytes").get<std::uint64_t>();
-      SK_CHECK(bytes.size() == want_bytes, "checkpoint: '", p.string(), "' has ", bytes.size(), " bytes, index.json says ",
-               want_bytes, " (truncated or replaced)");
-      const std::string got = hex32(crc32(bytes.data(), bytes.size()));
-      const std::string want = it.value().at("crc32").get<std::string>();
-      if (got == want) continue;
-      // Name the damaged tensor when there is one.
-      for (auto t = index.at("tensors").begin(); t != index.at("tensors").end(); ++t) {
-        if (t.value().at("file").get<std::string>() != it.key()) continue;
-        const auto b = t.value().at("byte_range").at(0).get<std::uint64_t>();
-        const auto e = t.value().at("byte_range").at(1).get<std::uint64_t>();
-        SK_CHECK(b <= e && e <= bytes.size(), "checkpoint: '", p.string(), "' tensor ", t.key(), ": byte range [", b,
-                 ", ", e, ") past the end of the file");
-        const std::string tg = hex32(crc32(bytes.data() + b, e - b));
-        const std::string tw = t.value().at("crc32").get<std::string>();
-        SK_CHECK(tg == tw, "checkpoint: '", p.string(), "' tensor ", t.key(), ": crc32 checksum mismatch (index.json ",
-                 tw, ", file ", tg, "): the checkpoint is corrupt");
-      }
-      throw Error(cat("checkpoint: '", p.string(), "': crc32 checksum mismatch (index.json ", want, ", file ", got,
-                      "; the damage is outside every tensor's data, e.g. in the header): the checkpoint is corrupt"));
+  const CheckpointIndex index = parse_checkpoint_index(read_bytes(index_path), index_path.string());
+  for (const CheckpointIndex::File& f : index.files) {
+    if (!only.empty() && !only.count(f.name)) continue;
+    const fs::path p = dir / f.name;
+    SK_CHECK(fs::exists(p), "checkpoint: '", p.string(), "' is missing (listed in ", index_path.string(), ")");
+    const std::string bytes = read_bytes(p);  // one file in memory at a time
+    SK_CHECK(bytes.size() == f.bytes, "checkpoint: '", p.string(), "' has ", bytes.size(), " bytes, index.json says ",
+             f.bytes, " (truncated or replaced)");
+    const std::string got = hex32(crc32(bytes.data(), bytes.size()));
+    if (got == f.crc32) continue;
+    // Name the damaged tensor when there is one (byte ranges are within the file: checked by the parse).
+    for (const CheckpointIndex::TensorEntry& t : index.tensors) {
+      if (t.file != f.name) continue;
+      const std::string tg = hex32(crc32(bytes.data() + t.begin, t.end - t.begin));
+      SK_CHECK(tg == t.crc32, "checkpoint: '", p.string(), "' tensor ", t.name,
+               ": crc32 checksum mismatch (index.json ", t.crc32, ", file ", tg, "): the checkpoint is corrupt");
     }
-    SK_CHECK(has_model && has_trainer, "checkpoint: '", index_path.string(), "' does not list a model file and ",
-             kTrainerFile);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(cat("checkpoint: '", index_path.string(), "': malformed index: ", e.what()));
+    throw Error(cat("checkpoint: '", p.string(), "': crc32 checksum mismatch (index.json ", f.crc32, ", file ", got,
+                    "; the damage is outside every tensor's data, e.g. in the header): the checkpoint is corrupt"));
   }
 }
 
@@ -581,29 +547,8 @@ TrainerState load_checkpoint(const std::string& step_dir, ParamSet& ps, AdamW& o
                              const std::set<std::string>& model_names) {
   const Index ix = open_index(step_dir);
   verify_files(step_dir, files_for(ix, ps));  // every file this rank reads, whole (headers included)
-  TrainerState s;
   const fs::path tpath = ix.dir / kTrainerFile;
-  const nlohmann::json tj = parse_json_file(tpath);
-  try {
-    s.step = tj.at("step").get<std::int64_t>();
-    s.tokens_seen = tj.at("tokens_seen").get<std::int64_t>();
-    s.sampler_seed = tj.at("sampler").at("seed").get<std::uint64_t>();
-    s.sampler_step = tj.at("sampler").at("step").get<std::uint64_t>();
-    s.seed = tj.at("seed").get<std::uint64_t>();
-    s.world_size = tj.at("world_size").get<int>();
-    s.replicas = s.world_size;
-    if (tj.contains("layout")) {
-      s.stages = tj.at("layout").at("pipeline_stages").get<int>();
-      s.replicas = tj.at("layout").at("data_parallel").get<int>();
-      s.stage_layers = tj.at("layout").at("stage_layers").get<std::vector<std::int64_t>>();
-    }
-    s.config = tj.at("config");
-    if (tj.contains("data")) s.data = tj.at("data");
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(cat("checkpoint: '", tpath.string(), "': malformed: ", e.what()));
-  }
-  SK_CHECK(s.step >= 0 && s.stages >= 1 && s.replicas >= 1, "checkpoint: '", tpath.string(), "': bad step ", s.step,
-           " or layout ", s.stages, " x ", s.replicas);
+  const TrainerState s = parse_trainer_json(read_bytes(tpath), tpath.string(), nullptr);
 
   load_model_from_index(ix, ps, model_names);
 
@@ -636,13 +581,34 @@ std::string resolve_model_weights(const std::string& path) {
   const fs::file_status st = fs::status(path, ec);
   SK_CHECK(fs::exists(st), "'", path, "': no such file or folder (expected a model.safetensors file, a checkpoint ",
            "step folder or a checkpoint dir)");
-  if (!fs::is_directory(st)) return path;
-  fs::path step(path);
-  if (fs::exists(step / "latest")) step = *latest_checkpoint(path);
-  if (fs::exists(step / kIndexFile)) return step.string();
-  SK_CHECK(fs::is_regular_file(step / kLegacyModelFile), "'", path, "': a folder with neither a 'latest' file nor ",
-           kIndexFile, " (expected a model.safetensors file, a checkpoint step folder or a checkpoint dir)");
-  return (step / kLegacyModelFile).string();
+  fs::path step, file;
+  if (fs::is_directory(st)) {
+    step = path;
+    if (fs::exists(step / "latest")) step = *latest_checkpoint(path);
+    if (fs::exists(step / kIndexFile)) return step.string();  // a (multi-file) checkpoint: loaded by index
+    file = step / kLegacyModelFile;
+    SK_CHECK(fs::is_regular_file(file), "'", path, "': a folder with neither a 'latest' file nor ", kIndexFile,
+             " (expected a model.safetensors file, a checkpoint step folder or a checkpoint dir)");
+  } else {
+    file = path;
+    step = file.has_parent_path() ? file.parent_path() : fs::path(".");
+  }
+  // Checksums whenever an index.json is beside the file (a file inside a step folder included).
+  const fs::path index = step / kIndexFile;
+  if (fs::exists(index)) {
+    const std::string name = file.filename().string();
+    const CheckpointIndex idx = parse_checkpoint_index(read_bytes(index), index.string());
+    SK_CHECK(
+        std::any_of(idx.files.begin(), idx.files.end(), [&](const CheckpointIndex::File& f) { return f.name == name; }),
+        "'", file.string(), "': the index.json beside it does not list ", name,
+        " (the file does not belong to that checkpoint)");
+    verify_files(step.string(), {name});
+  } else {
+    std::fprintf(stderr, "sinkhorn: note: loading '%s' without checksums (no index.json beside it)\n",
+                 file.string().c_str());
+    std::fflush(stderr);
+  }
+  return file.string();
 }
 
 std::string load_model_weights(const std::string& path, ParamSet& ps, const std::set<std::string>& model_names) {
@@ -691,8 +657,8 @@ std::string inspect_checkpoint(const std::string& path) {
   SK_CHECK(fs::is_directory(where), "checkpoint inspect: '", path, "' is a single file, not a checkpoint");
   verify_checkpoint(where);
   const Index ix = open_index(where);
-  const nlohmann::json tj = parse_json_file(fs::path(where) / kTrainerFile);
-  const nlohmann::json idx = parse_json_file(fs::path(where) / kIndexFile);
+  const nlohmann::json tj = parse_json_strict(read_bytes(fs::path(where) / kTrainerFile), where + "/trainer.json");
+  const nlohmann::json idx = parse_json_strict(read_bytes(fs::path(where) / kIndexFile), where + "/index.json");
   std::ostringstream os;
   os << "checkpoint " << where << "\n";
   os << "  format " << ix.version << ", step " << tj.value("step", 0) << ", tokens seen " << tj.value("tokens_seen", 0)

@@ -22,6 +22,7 @@
 #include "parallel/communicator.h"
 #include "parallel/grid.h"
 #include "parallel/world.h"
+#include "tests/parallel/multirank/mpi_test_main.h"
 
 namespace sk::par {
 namespace {
@@ -239,41 +240,11 @@ TEST(World, GridSubCommunicators) {
 
 }  // namespace
 
-// Prints failed assertions with the rank in front (ranks other than 0 have no default printer).
-class FailurePrinter : public ::testing::EmptyTestEventListener {
- public:
-  explicit FailurePrinter(int rank) : rank_(rank) {}
-  void OnTestPartResult(const ::testing::TestPartResult& r) override {
-    if (r.failed())
-      std::fprintf(stderr, "[rank %d] %s:%d: Failure\n%s\n", rank_, r.file_name() ? r.file_name() : "?",
-                   r.line_number(), r.summary());
-  }
-
- private:
-  int rank_;
-};
-
 }  // namespace sk::par
 
 int main(int argc, char** argv) {
-  try {
-    sk::par::World world(&argc, &argv);
-    sk::par::g_world = &world;
-    ::testing::InitGoogleTest(&argc, argv);
+  return sk::par::test::mpi_test_main(argc, argv, "multirank", [](sk::par::World& w) {
+    sk::par::g_world = &w;
     sk::init_backends(/*quiet=*/true);
-    if (world.rank() != 0) {  // rank 0 prints the report; the others print only their failures
-      auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-      delete listeners.Release(listeners.default_result_printer());
-      listeners.Append(new sk::par::FailurePrinter(world.rank()));
-    }
-    int rc = RUN_ALL_TESTS();
-    int worst = 0;
-    MPI_CHECK(MPI_Allreduce(&rc, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
-    if (world.rank() == 0 && worst != rc) std::fprintf(stderr, "multirank: a test failed on another rank\n");
-    return worst;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "multirank: error: %s\n", e.what());
-    sk::par::World::abort_if_multi(1);
-    return 1;
-  }
+  });
 }
