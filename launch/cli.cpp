@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <sstream>
 
@@ -32,6 +33,7 @@
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/checkpoint/model_metadata.h"
 #include "trainer/sample.h"
+#include "trainer/stop_signal.h"
 #include "trainer/trainer.h"
 
 #ifndef SK_VERSION
@@ -54,7 +56,7 @@ const char* kUsage =
     "  bench CONFIG.toml [--steps N] [--warmup N] [--device cpu|cuda] [--set table.key=value]...\n"
     "      time full training steps (forward, loss, backward, AdamW) on random tokens;\n"
     "      prints one JSON line last\n"
-    "  train CONFIG.toml [--set table.key=value]... [--device cpu|cuda] [--resume]\n"
+    "  train CONFIG.toml [--set table.key=value]... [--device cpu|cuda] [--resume[=auto]]\n"
     "      train the LM on a text file or token shards ([data], [train], [log], [checkpoint], [parallel]\n"
     "      tables); one process, or pipeline stages x data-parallel replicas under mpirun / srun\n"
     "  sample [CONFIG.toml] --weights PATH [--tokenizer tok.model] [--prompt TEXT] [--len N] [--temperature T] [--filter top_k|top_p]\n"
@@ -205,11 +207,15 @@ void check_not_a_lone_slurm_task(int world_size) {
   if (!problem.empty()) throw ConfigError(problem);
 }
 
+// How `train` treats checkpoint.dir: a fresh run, --resume (must continue a run) or
+// --resume=auto (continue when the dir holds a complete checkpoint, else start fresh).
+enum class ResumeMode { fresh, must, automatic };
+
 // checkpoint.init_from must exist before anything is built or written (its contents are checked
-// when the trainer loads it).
-void check_init_from(const RunConfig& cfg, bool resume) {
+// when the trainer loads it). --resume ignores it; --resume=auto checks it when it starts fresh.
+void check_init_from(const RunConfig& cfg, ResumeMode resume) {
   const std::string& p = cfg.checkpoint.init_from;
-  if (p.empty() || resume) return;
+  if (p.empty() || resume != ResumeMode::fresh) return;
   std::error_code ec;
   SK_CHECK_CONFIG(std::filesystem::exists(p, ec), cfg.path, " [checkpoint]: init_from = \"", p,
                   "\": no such file or folder (expected a model.safetensors file, a checkpoint step folder or a "
@@ -223,19 +229,74 @@ nlohmann::json config_snapshot(const RunConfig& cfg, Device dev, int world_size)
   j["overrides"] = cfg.overrides;
   j["device"] = std::string(device_name(dev));
   j["world_size"] = world_size;
-  j["resolved"] = {{"batch_size", cfg.train.batch_size},
-                   {"seq_len", cfg.train.seq_len},
-                   {"steps", cfg.train.steps},
-                   {"grad_accum", cfg.train.grad_accum},
-                   {"lr", cfg.train.lr},
-                   {"seed", cfg.train.seed},
-                   {"data_path", cfg.data.path},
-                   {"pipeline_stages", cfg.parallel.pipeline_stages},
-                   {"schedule", cfg.parallel.schedule}};
+  nlohmann::ordered_json resolved = nlohmann::ordered_json::object();
+  for (const auto& [k, v] : cfg.resolved) resolved[k] = v;
+  j["resolved"] = resolved;
   return j;
 }
 
-TrainSpec train_spec(const RunConfig& cfg, Device dev, bool resume) {
+// Every rank must run the same resolved config (and the same --device / --resume): the ranks
+// exchange a hash of it; on a mismatch rank 0 names the first differing key with both values.
+// Ranks that differ in lr, data or batch size would train silently wrong, in steps or dim they
+// would hang or fail inside MPI.
+void check_same_config_on_all_ranks(const par::World& world, const RunConfig& cfg, Device dev, ResumeMode resume) {
+  std::vector<std::pair<std::string, std::string>> entries = cfg.resolved;
+  entries.emplace_back("--device", std::string(device_name(dev)));
+  entries.emplace_back("--resume", resume == ResumeMode::fresh ? "(not given)" : resume == ResumeMode::must ? "(given)" : "auto");
+  std::string text;
+  for (const auto& [k, v] : entries) text += k + " = " + v + "\n";
+  std::uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
+  const int n = world.size();
+  std::vector<std::uint64_t> all(static_cast<std::size_t>(n));
+  MPI_CHECK(MPI_Allgather(&h, 1, MPI_UINT64_T, all.data(), 1, MPI_UINT64_T, world.comm().get()));
+  int other = -1;
+  for (int r = 1; r < n && other < 0; ++r)
+    if (all[static_cast<std::size_t>(r)] != all[0]) other = r;
+  if (other < 0) return;
+  // The first rank that differs sends its text to rank 0, which names the first differing key.
+  if (world.rank() == other) {
+    const int len = static_cast<int>(text.size());
+    MPI_CHECK(MPI_Send(&len, 1, MPI_INT, 0, 7301, world.comm().get()));
+    MPI_CHECK(MPI_Send(text.data(), len, MPI_CHAR, 0, 7302, world.comm().get()));
+  }
+  if (world.rank() != 0) {
+    world.barrier();  // never completes: rank 0 reports and aborts the job
+    return;
+  }
+  int len = 0;
+  MPI_CHECK(MPI_Recv(&len, 1, MPI_INT, other, 7301, world.comm().get(), MPI_STATUS_IGNORE));
+  std::string theirs(static_cast<std::size_t>(len), '\0');
+  MPI_CHECK(MPI_Recv(theirs.data(), len, MPI_CHAR, other, 7302, world.comm().get(), MPI_STATUS_IGNORE));
+  std::map<std::string, std::string> mine_map(entries.begin(), entries.end()), their_map;
+  std::vector<std::string> their_order;
+  std::istringstream in(theirs);
+  for (std::string line; std::getline(in, line);) {
+    const auto eq = line.find(" = ");
+    if (eq == std::string::npos) continue;
+    their_map[line.substr(0, eq)] = line.substr(eq + 3);
+    their_order.push_back(line.substr(0, eq));
+  }
+  std::string key, a = "(absent)", b = "(absent)";
+  for (const auto& [k, v] : entries)
+    if (!their_map.count(k) || their_map[k] != v) {
+      key = k;
+      a = v;
+      b = their_map.count(k) ? their_map[k] : "(absent)";
+      break;
+    }
+  if (key.empty())
+    for (const std::string& k : their_order)
+      if (!mine_map.count(k)) {
+        key = k;
+        b = their_map[k];
+        break;
+      }
+  throw ConfigError(cat("the ranks run different configs: ", key, " = ", a, " on rank 0 but ", b, " on rank ", other,
+                        " (", cfg.path, "; every rank must be started with the same config and --set values)"));
+}
+
+TrainSpec train_spec(const RunConfig& cfg, Device dev, ResumeMode resume) {
   TrainSpec s;
   s.name = std::filesystem::path(cfg.path).stem().string();
   s.model = cfg.model;
@@ -281,7 +342,9 @@ TrainSpec train_spec(const RunConfig& cfg, Device dev, bool resume) {
   s.checkpoint_interval = cfg.checkpoint.interval;
   s.keep_last = cfg.checkpoint.keep_last;
   s.init_from = cfg.checkpoint.init_from;
-  s.resume = resume;
+  s.resume = resume == ResumeMode::must;
+  s.resume_auto = resume == ResumeMode::automatic;
+  s.max_skipped_steps = t.max_skipped_steps;
   s.device = dev;
   s.pipeline_stages = static_cast<int>(cfg.parallel.pipeline_stages);
   s.pipeline_schedule = par::parse_schedule(cfg.parallel.schedule);
@@ -292,8 +355,9 @@ TrainSpec train_spec(const RunConfig& cfg, Device dev, bool resume) {
   return s;
 }
 
-int train_main(const RunConfig& cfg, Device dev, bool resume, par::World* world) {
+int train_main(const RunConfig& cfg, Device dev, ResumeMode resume, par::World* world) {
   const int ranks = world ? world->size() : 1;
+  if (world && ranks > 1) check_same_config_on_all_ranks(*world, cfg, dev, resume);
   validate_for_training(cfg, ranks);
   check_init_from(cfg, resume);
   open_run_tokenizer(cfg);  // a bad tokenizer is the config's error (naming the key), before anything starts
@@ -310,6 +374,8 @@ int train_main(const RunConfig& cfg, Device dev, bool resume, par::World* world)
     if (world && ranks > 1 && !par::nccl_compiled() && world->rank() == 0)
       std::fprintf(stderr, "sinkhorn: warning: this binary was built without NCCL: activations and gradients go over MPI\n");
   }
+  // SIGTERM / SIGINT / SIGUSR1: every rank stops after the step, with a checkpoint (exit 4).
+  const StopSignals stop_signals;
   if (!world || ranks == 1) {
     run_training(spec, TrainComms{});
     return 0;
@@ -336,14 +402,16 @@ int train_main(const RunConfig& cfg, Device dev, bool resume, par::World* world)
 }
 
 int cmd_train(const std::vector<std::string>& args) {
-  const std::string usage = "train CONFIG.toml [--set table.key=value]... [--device cpu|cuda] [--resume]";
+  const std::string usage = "train CONFIG.toml [--set table.key=value]... [--device cpu|cuda] [--resume[=auto]]";
   po::options_description opts("train options");
   auto add = opts.add_options();
   add("help,h", "this help");
   add("config", po::value<std::string>(), "run TOML ([model], [train], [data], [log], [checkpoint])");
   add("set", po::value<std::vector<std::string>>()->composing(), "override a config value, e.g. train.lr=3e-4");
   add("device", po::value<std::string>()->default_value("cpu"), "cpu | cuda");
-  add("resume", "continue from <checkpoint.dir>/latest (bit-identical to an uninterrupted run)");
+  add("resume", po::value<std::string>()->implicit_value("")->value_name("auto"),
+      "continue the run in checkpoint.dir from its newest complete checkpoint (bit-identical to an uninterrupted "
+      "run); --resume=auto: continue when checkpoint.dir holds one, else start fresh (for requeued jobs)");
   po::positional_options_description pos;
   pos.add("config", 1);
   po::variables_map vm;
@@ -352,7 +420,12 @@ int cmd_train(const std::vector<std::string>& args) {
   std::vector<std::string> sets;
   if (vm.count("set")) sets = vm["set"].as<std::vector<std::string>>();
   const Device dev = parse_device("train", vm["device"].as<std::string>());
-  const bool resume = vm.count("resume") > 0;
+  ResumeMode resume = ResumeMode::fresh;
+  if (vm.count("resume")) {
+    const std::string v = vm["resume"].as<std::string>();
+    SK_CHECK_CONFIG(v.empty() || v == "auto", "train: --resume=", v, ": expected --resume or --resume=auto");
+    resume = v.empty() ? ResumeMode::must : ResumeMode::automatic;
+  }
 
   if (!launched_by_mpi()) {
     check_not_a_lone_slurm_task(1);
@@ -373,6 +446,18 @@ int cmd_train(const std::vector<std::string>& args) {
     world->barrier();
     delete world;
     return rc;
+  } catch (const Error& e) {
+    // A stop (signal) or divergence is decided by all ranks together at the same step: they end
+    // the job normally (no MPI_Abort), rank 0 reports it, every rank exits with its code.
+    if (e.exit_code() == kExitStopped || e.exit_code() == kExitDiverged) {
+      const bool lead = world->rank() == 0;
+      world->barrier();
+      delete world;
+      if (lead) throw;
+      return e.exit_code();
+    }
+    if (world->size() == 1) delete world;
+    throw;
   } catch (...) {
     if (world->size() == 1) delete world;  // nobody to abort: finalise normally
     throw;

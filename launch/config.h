@@ -40,6 +40,8 @@ struct TrainConfig {
   double min_lr = 0.0;               // floor of the cosine decay (pkm_lr is scaled by the same factor)
   bool random_truncate = false;      // each micro-batch: the AR wrapper's random truncation (causal models only)
   std::string precision = "fp32";    // Linear GEMM operands: "fp32" | "bf16" (fp32 accumulation, f32 master weights)
+  std::int64_t max_skipped_steps = 10;  // a step with a non-finite loss or gradient norm is skipped (no
+                                        // update); this many in a row stop the run (exit 3, diverged)
 };
 // [train] keys, in the order documented above (also the accepted set: any other key is an error).
 // A [train] table may be absent (all defaults); seq_len = 0 is resolved to model.max_seq_len.
@@ -110,6 +112,10 @@ struct RunConfig {
   ParallelConfig parallel;
   std::string text;                    // the config file as read (snapshot saved in checkpoints)
   std::vector<std::string> overrides;  // the --set texts applied, in order
+  // Every key of every table, "table.key" -> its effective value as text (given, overridden or
+  // default; relative paths resolved), in reading order: what ranks compare at start-up
+  // (launch/cli.cpp) and what trainer.json records.
+  std::vector<std::pair<std::string, std::string>> resolved;
 };
 
 // Loads a run/benchmark TOML file, applies `overrides` ("table.key=value", e.g. "train.lr=3e-4"),

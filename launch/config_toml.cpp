@@ -47,10 +47,14 @@
 #include <charconv>
 #include <filesystem>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "launch/config.h"
 #include "model/core/error.h"
@@ -113,7 +117,43 @@ struct Doc {
   std::string file;
   toml::table root;
   std::map<std::pair<std::string, std::string>, std::string> overridden;  // (table, key) -> --set text
+  // Every key read, "table.key" -> its effective value (given or default), in reading order
+  // (RunConfig::resolved). Filled by TableReader; paths are replaced by their resolved form.
+  mutable std::vector<std::pair<std::string, std::string>> resolved;
+  void set_resolved(const std::string& key, const std::string& value) const {
+    for (auto& [k, v] : resolved)
+      if (k == key) {
+        v = value;
+        return;
+      }
+    resolved.emplace_back(key, value);
+  }
 };
+
+// Resolved values as text: integers and bools as TOML writes them, doubles round-tripping
+// (%.17g), strings quoted, lists in brackets.
+std::string value_text(std::int64_t v) { return std::to_string(v); }
+std::string value_text(std::uint64_t v) { return std::to_string(v); }
+std::string value_text(bool v) { return v ? "true" : "false"; }
+std::string value_text(double v) {
+  char b[40];
+  std::snprintf(b, sizeof b, "%.17g", v);
+  return b;
+}
+std::string value_text(const std::string& v) { return "\"" + v + "\""; }
+std::string value_text(const std::optional<std::int64_t>& v) { return v ? value_text(*v) : "(unset)"; }
+template <class T>
+std::string value_text(const std::vector<T>& v) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + value_text(v[i]);
+  return out + "]";
+}
+
+// The table read when a run's file has none: every key at its default (recorded as resolved).
+const toml::table* or_empty(const toml::table* t) {
+  static const toml::table empty;
+  return t ? t : &empty;
+}
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -176,9 +216,11 @@ class TableReader {
 
   void integer(const char* key, std::int64_t& out, bool required = false) {
     if (const toml::node* n = find(key, required)) out = as_int(key, *n);
+    record(key, out);
   }
   void opt_integer(const char* key, std::optional<std::int64_t>& out) {
     if (const toml::node* n = find(key, false)) out = as_int(key, *n);
+    record(key, out);
   }
   void unsigned_integer(const char* key, std::uint64_t& out) {
     if (const toml::node* n = find(key, false)) {
@@ -186,6 +228,7 @@ class TableReader {
       if (v < 0) fail(key, *n, "must be >= 0");
       out = static_cast<std::uint64_t>(v);
     }
+    record(key, out);
   }
   void number(const char* key, double& out) {
     if (const toml::node* n = find(key, false)) {
@@ -194,18 +237,21 @@ class TableReader {
       else fail(key, *n, "expected a number");
       if (!std::isfinite(out)) fail(key, *n, "must be a finite number");
     }
+    record(key, out);
   }
   void boolean(const char* key, bool& out) {
     if (const toml::node* n = find(key, false)) {
       if (auto b = n->as_boolean()) out = b->get();
       else fail(key, *n, "expected true or false");
     }
+    record(key, out);
   }
   void string(const char* key, std::string& out, bool required = false) {
     if (const toml::node* n = find(key, required)) {
       if (auto s = n->as_string()) out = s->get();
       else fail(key, *n, "expected a string");
     }
+    record(key, out);
   }
   // A string or an array of strings (e.g. data.path: one file, or shards).
   void string_or_list(const char* key, std::vector<std::string>& out) {
@@ -223,6 +269,7 @@ class TableReader {
         fail(key, *n, "expected a string or an array of strings");
       }
     }
+    record(key, out);
   }
   void integer_list(const char* key, std::vector<std::int64_t>& out) {
     if (const toml::node* n = find(key, false)) {
@@ -234,6 +281,7 @@ class TableReader {
         out.push_back(e.as_integer()->get());
       }
     }
+    record(key, out);
   }
   void string_list(const char* key, std::vector<std::string>& out) {
     if (const toml::node* n = find(key, false)) {
@@ -245,6 +293,7 @@ class TableReader {
         out.push_back(e.as_string()->get());
       }
     }
+    record(key, out);
   }
 
   // Every key of the table must have been read, and every required key present. Unknown keys
@@ -267,6 +316,10 @@ class TableReader {
   }
 
  private:
+  template <class T>
+  void record(const char* key, const T& value) const {
+    doc_.set_resolved(name_ + "." + key, value_text(value));
+  }
   const toml::node* find(const char* key, bool required) {
     known_.insert(key);
     order_.push_back(key);
@@ -367,7 +420,7 @@ LMConfig read_lm(const Doc& d, const std::string& name, const toml::table& t) {
 
 TrainConfig read_train(const Doc& d, const toml::table* t) {
   TrainConfig c;
-  if (!t) return c;
+  t = or_empty(t);
   TableReader r(d, "train", *t);
   r.integer("batch_size", c.batch_size);
   r.integer("seq_len", c.seq_len);
@@ -389,6 +442,7 @@ TrainConfig read_train(const Doc& d, const toml::table* t) {
   r.number("min_lr", c.min_lr);
   r.boolean("random_truncate", c.random_truncate);
   r.string("precision", c.precision);
+  r.integer("max_skipped_steps", c.max_skipped_steps);
   r.finish();
   return c;
 }
@@ -402,7 +456,7 @@ std::string resolve_path(const Doc& d, const std::string& table, const std::stri
 
 DataConfig read_data(const Doc& d, const toml::table* t) {
   DataConfig c;
-  if (!t) return c;
+  t = or_empty(t);
   TableReader r(d, "data", *t);
   r.string("format", c.format);
   r.string_or_list("path", c.paths);
@@ -415,12 +469,15 @@ DataConfig read_data(const Doc& d, const toml::table* t) {
   for (auto& p : c.val_paths) p = resolve_path(d, "data", "val_path", p);
   if (!c.paths.empty()) c.path = c.paths.front();
   c.tokenizer = resolve_path(d, "data", "tokenizer", c.tokenizer);
+  d.set_resolved("data.path", value_text(c.paths));
+  d.set_resolved("data.val_path", value_text(c.val_paths));
+  d.set_resolved("data.tokenizer", value_text(c.tokenizer));
   return c;
 }
 
 LogConfig read_log(const Doc& d, const toml::table* t) {
   LogConfig c;
-  if (!t) return c;
+  t = or_empty(t);
   TableReader r(d, "log", *t);
   r.integer("interval", c.interval);
   r.string("dir", c.dir);
@@ -441,7 +498,7 @@ LogConfig read_log(const Doc& d, const toml::table* t) {
 
 CheckpointConfig read_checkpoint(const Doc& d, const toml::table* t) {
   CheckpointConfig c;
-  if (!t) return c;
+  t = or_empty(t);
   TableReader r(d, "checkpoint", *t);
   r.string("dir", c.dir);
   r.integer("interval", c.interval);
@@ -450,12 +507,13 @@ CheckpointConfig read_checkpoint(const Doc& d, const toml::table* t) {
   r.finish();
   // Relative like data.path: from the config file's folder, or from the cwd when given with --set.
   c.init_from = resolve_path(d, "checkpoint", "init_from", c.init_from);
+  d.set_resolved("checkpoint.init_from", value_text(c.init_from));
   return c;
 }
 
 ParallelConfig read_parallel(const Doc& d, const toml::table* t) {
   ParallelConfig c;
-  if (!t) return c;
+  t = or_empty(t);
   TableReader r(d, "parallel", *t);
   r.integer("pipeline_stages", c.pipeline_stages);
   r.string("schedule", c.schedule);
@@ -531,6 +589,8 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   cfg.checkpoint = read_checkpoint(d, table_of(d, "checkpoint"));
   cfg.parallel = read_parallel(d, table_of(d, "parallel"));
   if (cfg.train.seq_len == 0) cfg.train.seq_len = cfg.model.max_seq_len;
+  d.set_resolved("train.seq_len", value_text(cfg.train.seq_len));
+  cfg.resolved = std::move(d.resolved);
   validate_run_config(cfg);
   return cfg;
 }

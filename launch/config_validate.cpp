@@ -96,6 +96,7 @@ void validate_run_tables(const RunConfig& cfg) {
   Rules r(cfg.path, "train");
   r.at_least("grad_accum", t.grad_accum, 1);
   r.non_negative("grad_clip", t.grad_clip);
+  r.at_least("max_skipped_steps", t.max_skipped_steps, 1);
   r.at_least("lr_warmup_steps", t.lr_warmup_steps, 0);
   r.one_of("lr_decay", t.lr_decay, {"cosine", "constant"});
   r.at_least("lr_decay_steps", t.lr_decay_steps, 0);

@@ -36,8 +36,21 @@
 // evaluates (forward-only through the pipeline, split over the replicas), prints generated
 // samples (token by token through replica 0's pipeline) and writes checkpoints
 // (trainer/checkpoint/checkpoint.h: one model / optimizer file per stage; any layout resumes any
-// other). --resume continues bit-identically from `latest`. A fresh run with init_from starts from
-// those weights (by reference name); the optimizer state, sampler and step still start fresh.
+// other). --resume continues bit-identically from the newest complete checkpoint. A fresh run with
+// init_from starts from those weights (by reference name); the optimizer state, sampler and step
+// still start fresh.
+//
+// Failure behaviour (README "Failure behaviour"):
+//   * before anything is written: the sizes must fit in memory (trainer/memory_check.h), the
+//     checkpoint dir must be writable, a fresh run refuses a dir that holds step folders or `latest`;
+//     then rank 0 locks the dir for the run's life (trainer/checkpoint/lock.h);
+//   * a step whose loss or global gradient norm is not finite is skipped on every rank (no update,
+//     BatchNorm statistics restored, counted); max_skipped_steps in a row throw DivergedError
+//     (exit 3) and `latest` stays the last good checkpoint; no checkpoint is written while steps
+//     are being skipped, nor one holding a non-finite value; a finite loss above 3 ln(num_tokens)
+//     (worse than a uniform guess) is warned about;
+//   * a stop signal (trainer/stop_signal.h) is agreed on by every rank after the step: the run
+//     writes a checkpoint (when checkpoint_dir is set) and throws StoppedError (exit 4).
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -68,6 +81,7 @@ struct TrainSpec {
   std::int64_t steps = 0;       // the run ends after this many steps
   std::int64_t grad_accum = 1;
   double grad_clip = 1.0;       // 0 = off
+  std::int64_t max_skipped_steps = 10;  // consecutive non-finite steps (skipped) before DivergedError
   bool random_truncate = false; // random truncation of each micro-batch (causal models; see above)
   Precision precision = Precision::fp32;  // Linear GEMM operands (Context::gemm_precision)
   AdamWConfig optim;
@@ -96,7 +110,8 @@ struct TrainSpec {
   // Checkpoints
   std::string checkpoint_dir;  // "" = none
   std::int64_t checkpoint_interval = 0, keep_last = 3;
-  bool resume = false;
+  bool resume = false;       // continue from checkpoint_dir's newest complete checkpoint (must exist)
+  bool resume_auto = false;  // continue when checkpoint_dir holds one, else start fresh
   std::string init_from;  // fresh runs: load parameters + buffers by reference name from this model.safetensors /
                           // step folder / checkpoint dir before step 1 (load_model_weights); ignored on resume
   // Pipeline (world = pipeline_stages × replicas; the communicators come with TrainComms)
@@ -137,6 +152,7 @@ struct TrainResult {
   double bubble = 0;                  // measured: time waiting for pipeline peers / pipeline time, whole run
   double theoretical_bubble = 0;      // (P-1)/(M+P-1)
   std::int64_t skipped_steps = 0;     // steps skipped for a non-finite loss or gradient norm
+  bool resumed = false;               // continued from a checkpoint
   std::int64_t optimizer_state_bytes = 0;  // AdamW state held by this rank (m and v)
   std::int64_t grad_bytes = 0;        // this stage's gradient bytes (f32)
   std::int64_t comm_bytes_per_step = 0;  // gradient-reduction bytes this rank sent per step (last step)

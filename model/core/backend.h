@@ -69,6 +69,9 @@ class Backend {
   virtual std::size_t peak_bytes() const { return 0; }
   // The device's model name (CUDA: cudaDeviceProp::name, e.g. "NVIDIA H100 80GB HBM3"); "" on CPU.
   virtual std::string device_model() { return ""; }
+  // Memory this backend's tensors can use at most, in bytes (CUDA: the device's total memory;
+  // CPU: the machine's physical memory, or the cgroup's memory.max when lower); 0 = unknown.
+  virtual std::size_t memory_capacity() { return 0; }
   // The queue every op of this backend is issued to (CUDA: its cudaStream_t), for communication
   // libraries that order their own stream after it without a host synchronisation; nullptr on CPU.
   virtual void* native_stream() { return nullptr; }

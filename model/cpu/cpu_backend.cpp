@@ -3,9 +3,12 @@
 #include "model/cpu/cpu_backend.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <string>
 #include <map>
 #include <mutex>
 #include <new>
@@ -104,6 +107,19 @@ HostPool& host_pool() {
 }
 
 }  // namespace
+
+std::size_t CpuBackend::memory_capacity() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  std::size_t cap = pages > 0 && page > 0 ? static_cast<std::size_t>(pages) * static_cast<std::size_t>(page) : 0;
+  // A cgroup v2 limit of this process (containers, Slurm's task cgroups): "max" or a byte count.
+  std::ifstream cg("/sys/fs/cgroup/memory.max");
+  std::string v;
+  if (cg >> v && !v.empty() && v != "max" && v.find_first_not_of("0123456789") == std::string::npos) {
+    const std::size_t lim = std::stoull(v);
+    if (lim > 0 && (cap == 0 || lim < cap)) cap = lim;
+  }
+  return cap;
+}
 
 void* CpuBackend::allocate(std::size_t bytes) {
   void* p = host_pool().get(size_class(bytes));

@@ -25,6 +25,7 @@ class CpuBackend final : public Backend {
   void copy_bytes(void* dst, Device dst_dev, const void* src, Device src_dev, std::size_t n) override;
   std::size_t bytes_in_use() const override { return in_use_.load(std::memory_order_relaxed); }
   std::size_t peak_bytes() const override { return peak_.load(std::memory_order_relaxed); }
+  std::size_t memory_capacity() override;
 
  protected:
   void do_fill(Tensor& x, float value) override;

@@ -643,6 +643,13 @@ std::string CudaBackend::device_model() {
   return p.name;
 }
 
+std::size_t CudaBackend::memory_capacity() {
+  (void)device_ordinal();  // initialised on its device
+  std::size_t free_b = 0, total_b = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+  return total_b;
+}
+
 std::vector<std::string> cuda_device_uuids() {
   int n = 0;
   if (cudaGetDeviceCount(&n) != cudaSuccess) {

@@ -52,6 +52,7 @@ class CudaBackend final : public Backend {
   std::size_t bytes_in_use() const override;
   std::size_t peak_bytes() const override;
   std::string device_model() override;
+  std::size_t memory_capacity() override;
   void* native_stream() override { return stream(); }
 
   // ---- CUDA specifics ----

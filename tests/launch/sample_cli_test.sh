@@ -79,7 +79,7 @@ grep -q "^initialised parameters from ck/step-00000003$" t2.txt || { cat t2.txt;
 grep -q "checkpoint.init_from 'ck' ignored: --resume" t3.txt || { cat t3.txt; fail "no 'ignored' line"; }
 "$bin" train "$cfg" "${tiny[@]}" --set checkpoint.dir=ck3 --set checkpoint.init_from=ck --set model.dim=48 \
   > t4.txt 2>&1; rc=$?
-[ $rc = 1 ] || { cat t4.txt; fail "wrong-shape init_from: exit $rc"; }
+[ $rc = 2 ] || { cat t4.txt; fail "wrong-shape init_from: exit $rc"; }
 strip_notice t4.txt
 [ "$(wc -l < t4.txt)" = 1 ] || { cat t4.txt; fail "wrong-shape init_from: not one line"; }
 grep -q "checkpoint.init_from 'ck'.*dim = 48 in the config, 32 in the weights' metadata" t4.txt || { cat t4.txt; fail "wrong-shape init_from: wrong error"; }

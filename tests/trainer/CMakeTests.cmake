@@ -45,3 +45,13 @@ if(TARGET sinkhorn)
                                      ${PROJECT_SOURCE_DIR} ${MPIEXEC_EXECUTABLE} ${PROJECT_BINARY_DIR})
   set_tests_properties(corpus_train PROPERTIES LABELS "trainer;multirank" TIMEOUT 900 ENVIRONMENT "OMP_NUM_THREADS=1")
 endif()
+
+# Failure behaviour end to end on 1 and 2 real mpirun ranks: divergence, signals, kill -9, resume
+# modes, the Slurm script, the run lock, up-front checks, full disk, metrics after a resume
+# (tests/trainer/reliability_test.sh).
+if(TARGET sinkhorn)
+  add_test(NAME train_reliability COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/reliability_test.sh $<TARGET_FILE:sinkhorn>
+                                          ${PROJECT_SOURCE_DIR} ${MPIEXEC_EXECUTABLE})
+  set_tests_properties(train_reliability PROPERTIES LABELS "trainer;launch;multirank" TIMEOUT 900
+                       ENVIRONMENT "OMP_NUM_THREADS=1" RUN_SERIAL TRUE)
+endif()

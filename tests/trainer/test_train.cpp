@@ -2,6 +2,7 @@
 // resume, corruption detection, no overwrite), bad input.
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -21,7 +22,9 @@
 #include "trainer/checkpoint/model_metadata.h"
 #include "trainer/lr_schedule.h"
 #include "trainer/metrics.h"
+#include "trainer/memory_check.h"
 #include "trainer/stage.h"
+#include "trainer/stop_signal.h"
 
 namespace sk {
 namespace {
@@ -200,7 +203,8 @@ TEST(Train, KeepLastPrunesOldCheckpoints) {
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(root)) names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
-  EXPECT_EQ(names, (std::vector<std::string>{"latest", "step-00000003", "step-00000004"}));
+  // .lock: the run's lock file (trainer/checkpoint/lock.h), left in place.
+  EXPECT_EQ(names, (std::vector<std::string>{".lock", "latest", "step-00000003", "step-00000004"}));
   fs::remove_all(root);
 }
 
@@ -235,11 +239,171 @@ TEST(Train, CorruptCheckpointIsRefused) {
   const std::string m2 = error_of([&] { run_training(f); });
   EXPECT_NE(m2.find("already holds a run"), std::string::npos) << m2;
 
-  // latest naming a missing folder.
+  // --resume goes by the step folders, not by `latest`: with the only folder gone and `latest`
+  // naming a missing one there is nothing to resume, and a fresh run is still refused.
+  fs::remove_all(root + "/step-00000002");
   { std::ofstream(root + "/latest") << "step-00000099\n"; }
   const std::string m3 = error_of([&] { run_training(r); });
-  EXPECT_NE(m3.find("step-00000099"), std::string::npos) << m3;
+  EXPECT_NE(m3.find("holds no complete checkpoint"), std::string::npos) << m3;
+  const std::string m4 = error_of([&] { run_training(f); });
+  EXPECT_NE(m4.find("already holds a run"), std::string::npos) << m4;
   fs::remove_all(root);
+}
+
+// A stop signal before step 1 ends the run after that step with a checkpoint and StoppedError
+// (exit 4); resuming it reaches the uninterrupted run's parameters bit for bit.
+TEST(Train, StopSignalSavesAndResumes) {
+  TrainSpec s = tiny_spec();
+  s.steps = 4;
+  s.checkpoint_dir = test::fresh_dir("stop_ref");
+  run_training(s);
+  const std::string ref = s.checkpoint_dir + "/step-00000004/model-stage-0-of-1.safetensors";
+
+  TrainSpec t = s;
+  t.checkpoint_dir = test::fresh_dir("stop");
+  {
+    const StopSignals guard;
+    std::raise(SIGUSR1);  // recorded by the handler, acted on after the step
+    ASSERT_EQ(stop_requested(), SIGUSR1);
+    try {
+      run_training(t);
+      ADD_FAILURE() << "the run did not stop";
+    } catch (const StoppedError& e) {
+      EXPECT_EQ(e.exit_code(), kExitStopped);
+      EXPECT_NE(std::string(e.what()).find("SIGUSR1 at step 1/4: checkpoint "), std::string::npos) << e.what();
+    }
+    clear_stop_request();
+  }
+  std::ifstream latest(t.checkpoint_dir + "/latest");
+  std::string name;
+  latest >> name;
+  EXPECT_EQ(name, "step-00000001");
+  t.resume = true;
+  const TrainResult r = run_training(t);
+  EXPECT_EQ(r.start_step, 1);
+  EXPECT_EQ(test::max_abs_diff(ref, t.checkpoint_dir + "/step-00000004/model-stage-0-of-1.safetensors"), 0.0);
+  fs::remove_all(s.checkpoint_dir);
+  fs::remove_all(t.checkpoint_dir);
+}
+
+// A huge learning rate: the first update sends the weights far out, the next steps' gradient
+// norms are not finite. They are skipped (no update) until max_skipped_steps in a row raise
+// DivergedError; `latest` stays the last checkpoint written before, which holds finite values.
+TEST(Train, NonFiniteStepsAreSkippedThenDiverge) {
+  TrainSpec s = tiny_spec();
+  s.steps = 30;
+  s.optim.lr = s.schedule.lr = 3e7;
+  s.schedule.min_lr = 0;
+  s.schedule.warmup_steps = 0;
+  s.max_skipped_steps = 4;
+  s.checkpoint_dir = test::fresh_dir("diverge");
+  s.checkpoint_interval = 1;
+  s.log_dir = s.checkpoint_dir + "/logs";
+  try {
+    run_training(s);
+    ADD_FAILURE() << "the run did not stop";
+  } catch (const DivergedError& e) {
+    EXPECT_EQ(e.exit_code(), kExitDiverged);
+    const std::string m = e.what();
+    EXPECT_NE(m.find("4 in a row, train.max_skipped_steps = 4"), std::string::npos) << m;
+  }
+  std::ifstream latest(s.checkpoint_dir + "/latest");
+  std::string name;
+  latest >> name;
+  ASSERT_FALSE(name.empty());
+  const TensorMap t = read_safetensors(s.checkpoint_dir + "/" + name + "/model-stage-0-of-1.safetensors");
+  for (const auto& [k, v] : t) {
+    if (v.dtype() != DType::f32) continue;
+    for (float x : v.to_vector<float>()) ASSERT_TRUE(std::isfinite(x)) << k;
+  }
+  // Every step after the last checkpoint was skipped: 4 "skipped" records, none written later.
+  std::ifstream in(s.log_dir + "/metrics.jsonl");
+  int skipped = 0;
+  for (std::string line; std::getline(in, line);) skipped += nlohmann::json::parse(line).contains("skipped");
+  EXPECT_EQ(skipped, 4);
+  const std::int64_t saved = std::stoll(name.substr(5));
+  EXPECT_FALSE(fs::exists(s.checkpoint_dir + "/" + checkpoint_dir_name(saved + 1)));
+  fs::remove_all(s.checkpoint_dir);
+}
+
+TEST(CheckpointDir, ResumePointIsTheNewestCompleteStep) {
+  const std::string root = test::fresh_dir("resume_point");
+  EXPECT_FALSE(find_resume_checkpoint(root));
+  EXPECT_FALSE(find_resume_checkpoint(root + "/missing"));
+  EXPECT_NO_THROW(refuse_existing_run(root));
+  for (const char* n : {"step-00000003", "step-00000006", "step-00000009"}) fs::create_directories(root + "/" + n);
+  for (const char* n : {"step-00000003", "step-00000006"}) std::ofstream(root + "/" + n + "/index.json") << "{}";
+  { std::ofstream(root + "/latest") << "step-00000003\n"; }
+  const auto p = find_resume_checkpoint(root);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(fs::path(p->step_dir).filename(), "step-00000006");  // 9 is incomplete, 3 is only `latest`
+  EXPECT_NE(p->note.find("step-00000009"), std::string::npos) << p->note;
+  EXPECT_NE(p->note.find("'latest' names step-00000003"), std::string::npos) << p->note;
+  EXPECT_EQ(step_folders(root), (std::vector<std::string>{"step-00000003", "step-00000006", "step-00000009"}));
+  // A fresh run refuses step folders with or without `latest`.
+  fs::remove(root + "/latest");
+  try {
+    refuse_existing_run(root);
+    ADD_FAILURE() << "not refused";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("already holds a run (3 step folders"), std::string::npos) << e.what();
+  }
+  // Usable dirs: an existing folder, one to create; not a file or a path through one.
+  EXPECT_NO_THROW(check_checkpoint_dir_usable(root));
+  EXPECT_NO_THROW(check_checkpoint_dir_usable(root + "/a/b/c"));
+  EXPECT_FALSE(fs::exists(root + "/a"));
+  std::ofstream(root + "/file") << "x";
+  EXPECT_THROW(check_checkpoint_dir_usable(root + "/file"), ConfigError);
+  EXPECT_THROW(check_checkpoint_dir_usable(root + "/file/ck"), ConfigError);
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(root)) left.push_back(e.path().filename().string());
+  EXPECT_EQ(left.size(), 4u);  // 3 step folders + file: no probe file left behind
+  fs::remove_all(root);
+}
+
+// The memory bound never exceeds what the model really holds (it is a lower bound), and absurd
+// sizes name their key.
+TEST(MemoryCheck, LowerBoundAndTheKeyItNames) {
+  for (int variant = 0; variant < 4; ++variant) {
+    LMConfig m = tiny_spec().model;
+    m.dim = 64;
+    m.depth = 3;
+    if (variant == 1) m.ff_glu = true;
+    if (variant == 2) m.weight_tie = true;
+    if (variant == 3) m.emb_dim = 16;
+    ParamSet ps;
+    SinkhornLM lm(m, ps);
+    std::int64_t n = 0;
+    for (const auto& p : ps.params()) n += shape_numel(p->shape);
+    EXPECT_LE(estimated_parameters(m), static_cast<double>(n)) << variant;
+    EXPECT_GE(estimated_parameters(m), 0.8 * static_cast<double>(n)) << variant;
+  }
+  MemoryShape s;
+  s.model = tiny_spec().model;
+  s.micro_rows = 4;
+  s.batch_size = 4;
+  s.seq_len = 32;
+  EXPECT_NO_THROW(check_fits_in_memory(s, std::size_t{1} << 30, "cpu"));
+  auto message = [](const MemoryShape& x) {
+    try {
+      check_fits_in_memory(x, std::size_t{1} << 30, "cpu");
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  MemoryShape d = s;
+  d.model.dim = 1000000000;
+  EXPECT_EQ(message(d).rfind("model.dim = 1000000000: the run needs at least", 0), 0u) << message(d);
+  MemoryShape v = s;
+  v.model.num_tokens = 100000000000;
+  EXPECT_EQ(message(v).rfind("model.num_tokens = 100000000000:", 0), 0u) << message(v);
+  MemoryShape b = s;
+  b.micro_rows = b.batch_size = 100000000;
+  EXPECT_EQ(message(b).rfind("train.batch_size = 100000000:", 0), 0u) << message(b);
+  MemoryShape l = s;
+  l.model.depth = 1000000000;
+  EXPECT_EQ(message(l).rfind("model.depth = 1000000000:", 0), 0u) << message(l);
 }
 
 TEST(Train, BadInput) {
@@ -252,7 +416,7 @@ TEST(Train, BadInput) {
   r.checkpoint_dir = test::fresh_dir("noresume");
   r.resume = true;
   const std::string m2 = error_of([&] { run_training(r); });
-  EXPECT_NE(m2.find("holds no checkpoint"), std::string::npos) << m2;
+  EXPECT_NE(m2.find("holds no complete checkpoint"), std::string::npos) << m2;
   fs::remove_all(r.checkpoint_dir);
 
   TrainSpec b = tiny_spec();

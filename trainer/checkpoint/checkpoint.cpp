@@ -489,6 +489,88 @@ std::optional<std::string> latest_checkpoint(const std::string& dir_s) {
   return p.string();
 }
 
+std::vector<std::string> step_folders(const std::string& dir_s) {
+  std::vector<std::string> steps;
+  std::error_code ec;
+  if (!fs::is_directory(dir_s, ec)) return steps;
+  for (const auto& e : fs::directory_iterator(dir_s)) {
+    const std::string name = e.path().filename().string();
+    if (e.is_directory() && is_step_name(name)) steps.push_back(name);
+  }
+  std::sort(steps.begin(), steps.end());  // zero-padded: lexical = numeric order
+  return steps;
+}
+
+std::optional<ResumePoint> find_resume_checkpoint(const std::string& dir_s) {
+  const std::vector<std::string> steps = step_folders(dir_s);
+  std::string note;
+  for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
+    const fs::path p = fs::path(dir_s) / *it;
+    if (!fs::exists(p / kIndexFile)) {
+      note += (note.empty() ? "" : "; ") + ("passed over '" + p.string() + "' (no index.json: incomplete)");
+      continue;
+    }
+    std::string latest_name;
+    try {
+      if (const auto l = latest_checkpoint(dir_s)) latest_name = fs::path(*l).filename().string();
+    } catch (const Error&) {
+      latest_name = "?";
+    }
+    if (latest_name != *it)
+      note += (note.empty() ? "" : "; ") +
+              (latest_name.empty() ? std::string("no 'latest' file") : "'latest' names " + latest_name) + ", but " +
+              *it + " is the newest complete checkpoint";
+    return ResumePoint{p.string(), note};
+  }
+  return std::nullopt;
+}
+
+void check_checkpoint_dir_usable(const std::string& dir_s) {
+  std::error_code ec;
+  fs::path p(dir_s);
+  const auto probe = [&](const fs::path& folder) {
+    const fs::path f = folder / (".sk-write-probe-" + std::to_string(::getpid()));
+    const int fd = ::open(f.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+    SK_CHECK_CONFIG(fd >= 0, "checkpoint.dir '", dir_s, "': cannot write into '", folder.string(), "' (",
+                    std::strerror(errno), ")");
+    ::close(fd);
+    ::unlink(f.c_str());
+  };
+  if (fs::exists(p, ec)) {
+    SK_CHECK_CONFIG(fs::is_directory(p, ec), "checkpoint.dir '", dir_s, "': exists and is not a folder");
+    probe(p);
+    return;
+  }
+  // The nearest existing ancestor must be a folder we can create the rest in.
+  fs::path a = fs::absolute(p, ec).lexically_normal().parent_path();
+  while (!fs::exists(a, ec) && a.has_parent_path() && a != a.parent_path()) a = a.parent_path();
+  SK_CHECK_CONFIG(fs::is_directory(a, ec), "checkpoint.dir '", dir_s, "': cannot be created: '", a.string(),
+                  "' is not a folder");
+  probe(a);
+}
+
+void refuse_existing_run(const std::string& dir_s) {
+  const std::vector<std::string> steps = step_folders(dir_s);
+  std::error_code ec;
+  const bool latest = fs::exists(fs::path(dir_s) / "latest", ec);
+  if (steps.empty() && !latest) return;
+  std::string what;
+  if (!steps.empty())
+    what = steps.size() == 1 ? steps[0] : cat(steps.size(), " step folders, ", steps.front(), " ... ", steps.back());
+  if (latest) {
+    std::string name;
+    try {
+      const auto l = latest_checkpoint(dir_s);
+      name = l ? fs::path(*l).filename().string() : "";
+    } catch (const Error&) {
+      name = "damaged";
+    }
+    what += (what.empty() ? "" : "; ") + ("latest: " + name);
+  }
+  throw ConfigError(cat("checkpoint.dir '", dir_s, "' already holds a run (", what,
+                        "); pass --resume (or --resume=auto) to continue it, or choose another checkpoint.dir"));
+}
+
 namespace {
 
 // Checks the listed files of a checkpoint (all when `only` is empty) against index.json: size and

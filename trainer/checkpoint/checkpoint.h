@@ -92,6 +92,28 @@ std::string save_checkpoint(const std::string& dir, ParamSet& ps, AdamW& opt, co
 // `latest` is malformed or names a missing folder.
 std::optional<std::string> latest_checkpoint(const std::string& dir);
 
+// The step folders (step-NNNNNNNN) under `dir`, oldest first; none when `dir` does not exist.
+std::vector<std::string> step_folders(const std::string& dir);
+
+// Where a resumed run continues: the newest step folder of `dir` that is complete (holds its
+// index.json; a save publishes a folder only once complete, by renaming it into place), whether or
+// not `latest` names it (a full disk can fail the `latest` update after the folder was published).
+// Its checksums are verified when it is loaded. `note`: what was passed over, "" if nothing.
+struct ResumePoint {
+  std::string step_dir;
+  std::string note;
+};
+std::optional<ResumePoint> find_resume_checkpoint(const std::string& dir);
+
+// Before a run starts: `dir` must be a writable folder, or creatable (its nearest existing parent
+// a writable folder). Tried with a probe file that is removed again; nothing is created.
+// Throws sk::ConfigError "checkpoint.dir '<dir>': <why>".
+void check_checkpoint_dir_usable(const std::string& dir);
+
+// A fresh run refuses a `dir` that holds `latest` or any step folder (it would overwrite them):
+// throws sk::ConfigError naming them.
+void refuse_existing_run(const std::string& dir);
+
 // Re-reads every file listed in <step_dir>/index.json and checks sizes, byte ranges and crc32.
 void verify_checkpoint(const std::string& step_dir);
 
