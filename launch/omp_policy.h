@@ -3,10 +3,10 @@
 // libgomp's default lets a thread that reaches a barrier spin for 300000 iterations before it
 // sleeps. With every core to itself that is fastest; with two processes (or oversubscribed mpirun
 // ranks) on the same cores, each process's spinning threads take the CPU from the other's working
-// ones: two sinkhorn processes on 2 cores ran up to 22x slower than alone. Sleeping at once
-// (OMP_WAIT_POLICY=passive) shares fairly but costs a single process ~12 % (a futex wake per
-// parallel region). Spinning 1000 iterations, then sleeping, keeps the speed alone and gives two
-// processes half each (tests/bench/omp_sharing.sh, figures in tests/bench/RESULTS.md).
+// ones: two sinkhorn processes on 2 cores ran 3.5-22x slower than alone. Spinning 1000 iterations,
+// then sleeping, gives two processes about half each (1.8-2.0x); alone it measured 0-13 % slower
+// than libgomp's default on a noisy 2-core VM, sleeping at once (OMP_WAIT_POLICY=passive) 7-12 %
+// (a futex wake per parallel region). Figures: tests/bench/omp_sharing.sh, tests/bench/RESULTS.md §5.
 //
 // libgomp reads GOMP_SPINCOUNT / OMP_WAIT_POLICY once, when the library is loaded — before main.
 // So when neither is set, apply_omp_wait_policy sets GOMP_SPINCOUNT=1000 and re-executes the
