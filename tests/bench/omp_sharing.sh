@@ -2,22 +2,23 @@
 # Fairness under CPU sharing (launch/omp_policy.h): the median step time of `sinkhorn bench` for one
 # process alone and for two processes started together on the same cores, for several OpenMP
 # waiting policies:
-#   default  what sinkhorn sets when the user sets nothing (OMP_WAIT_POLICY=passive)
+#   default  what sinkhorn sets when the user sets nothing (GOMP_SPINCOUNT=1000)
+#   passive  OMP_WAIT_POLICY=passive (sleep at once)
 #   spin     libgomp's own default (GOMP_SPINCOUNT=300000), which sinkhorn leaves alone when set
-#   short    a short spin before sleeping (GOMP_SPINCOUNT=10000)
+#   spinN    spin N iterations before sleeping (GOMP_SPINCOUNT=N), e.g. spin10000
 # The policies are measured in turn, --runs times over (interleaved, so a disturbance hits all of
 # them alike); each cell is the median over the runs of the runs' median step times. Never part of
 # ctest: figures only mean something on an otherwise idle machine (the script prints `uptime`).
 #
 # Usage: tests/bench/omp_sharing.sh [--runs N] [--steps N] [--threads N] [--build DIR]
-#                                   [--policies "default spin short"] [WORKLOAD.toml]
+#                                   [--policies "default spin passive spin10000"] [WORKLOAD.toml]
 #   defaults: 3 runs, 10 timed steps (2 warm-up), OMP_NUM_THREADS = nproc, build/, small.toml
 # "shared / alone" = mean of the two shared step times / the alone step time: 2.0 is a fair half
 # each, below 2 the two fill each other's idle time, far above 2 they fight.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-runs=3 steps=10 threads=$(nproc) build=$root/build workload=$here/workloads/small.toml policies="default spin short"
+runs=3 steps=10 threads=$(nproc) build=$root/build workload=$here/workloads/small.toml policies="default spin passive"
 while (($#)); do
   case $1 in
     --runs) runs=$2; shift 2 ;;
@@ -37,8 +38,9 @@ trap 'rm -rf "$tmp"' EXIT
 envs_of() {
   case $1 in
     default) echo "" ;;
+    passive) echo "OMP_WAIT_POLICY=passive" ;;
     spin) echo "GOMP_SPINCOUNT=300000" ;;
-    short) echo "GOMP_SPINCOUNT=10000" ;;
+    spin[0-9]*) echo "GOMP_SPINCOUNT=${1#spin}" ;;
     *) echo "unknown policy $1" >&2; exit 1 ;;
   esac
 }
@@ -69,7 +71,7 @@ echo "| --- | --- | --- | --- |"
 for p in $policies; do
   python3 - "$p" "$(envs_of "$p")" "$tmp/$p.alone" "$tmp/$p.shared" <<'PY'
 import statistics, sys
-p, env, a, s = sys.argv[1], sys.argv[2] or "OMP_WAIT_POLICY=passive (set by sinkhorn)", sys.argv[3], sys.argv[4]
+p, env, a, s = sys.argv[1], sys.argv[2] or "GOMP_SPINCOUNT=1000 (set by sinkhorn)", sys.argv[3], sys.argv[4]
 alone = [float(x) for x in open(a)]
 shared = [float(x) for x in open(s)]
 ma, ms = statistics.median(alone), statistics.median(shared)
