@@ -14,27 +14,24 @@
 #   are oversubscribed (then the bubble is not meaningful: waiting ranks compete for the cores).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
+source "$here/common.sh"
+root=$BENCH_ROOT
 build=$root/build runs=1 modes=()
 while (($#)); do
   case $1 in
     --bubble|--memory|--activations) modes+=("${1#--}"); shift ;;
     --runs) runs=$2; shift 2 ;;
     --build) build=$2; shift 2 ;;
-    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+    -h|--help) bench_usage "$0"; exit 0 ;;
     *) echo "pipeline_bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
 ((${#modes[@]})) || modes=(bubble memory activations)
-bin=$build/sinkhorn
-[ -x "$bin" ] || { echo "pipeline_bench.sh: $bin not found" >&2; exit 2; }
+bin=$(bench_binary "$build" sinkhorn)
 cfg=$here/workloads/pipeline.toml
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-py=/usr/bin/python3
-[ -x $py ] || py=python3
-echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(lscpu | sed -n 's/^Model name: *//p' | head -1), nproc $(nproc), $(uptime | sed 's/.*load/load/')"
-echo "# commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo ?)"
+bench_header
 
 # one NAME STAGES SCHEDULE M [--set ...] -> prints "bubble_median memory_max_MB step_s_median params_per_stage"
 one() {
@@ -44,7 +41,7 @@ one() {
   mpirun --allow-run-as-root --oversubscribe --bind-to none -np "$p" -x OMP_NUM_THREADS=1 "$bin" train "$cfg" \
     --set parallel.pipeline_stages="$p" --set parallel.schedule="$sched" --set train.grad_accum="$m" \
     --set train.batch_size=$((2 * m)) --set log.dir="$d" "$@" > "$d/out.txt" 2>&1 || { cat "$d/out.txt" >&2; return 1; }
-  $py - "$d" <<'PY'
+  $BENCH_PY - "$d" <<'PY'
 import json, re, statistics, sys
 d = sys.argv[1]
 recs = [json.loads(l) for l in open(d + "/metrics.jsonl") if '"loss"' in l]
@@ -71,9 +68,8 @@ for mode in "${modes[@]}"; do
       for sched in 1f1b gpipe; do for p in 2 4; do for m in 1 2 4 8; do
         bs=() ss=()
         for r in $(seq "$runs"); do read -r b mem s lay < <(one "b-$sched-$p-$m-$r" $p $sched $m); bs+=("$b"); ss+=("$s"); done
-        med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
         th=$(awk -v p=$p -v m=$m 'BEGIN {printf "%.1f%%", 100*(p-1)/(m+p-1)}')
-        echo "| $sched | $p | $m | $th | $(awk -v b="$(med "${bs[@]}")" 'BEGIN {printf "%.1f%%", 100*b}') | $(med "${ss[@]}") |"
+        echo "| $sched | $p | $m | $th | $(awk -v b="$(bench_median "${bs[@]}")" 'BEGIN {printf "%.1f%%", 100*b}') | $(bench_median "${ss[@]}") |"
       done; done; done ;;
     memory)
       echo

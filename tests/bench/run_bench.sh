@@ -22,7 +22,8 @@
 # repository. It runs under $SK_BENCH_PYTHON (default /usr/bin/python3, Debian's torch).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
+source "$here/common.sh"
+root=$BENCH_ROOT
 
 runs=3 steps="" warmup="" threads=2 device=cpu build="" mode=plain use_ref=1 out=""
 workloads=()
@@ -38,7 +39,7 @@ while (($#)); do
     --scaling) mode=scaling; shift ;;
     --no-reference) use_ref=0; shift ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+    -h|--help) bench_usage "$0"; exit 0 ;;
     -*) echo "run_bench.sh: unknown option $1" >&2; exit 2 ;;
     *) workloads+=("$1"); shift ;;
   esac

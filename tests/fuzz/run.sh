@@ -12,7 +12,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 build=${SK_FUZZ_BUILD_DIR:-build-fuzz}
 secs=${SK_FUZZ_SECONDS:-30}
-targets=${SK_FUZZ_TARGETS:-safetensors config checkpoint_json byte_dataset}
+targets=${SK_FUZZ_TARGETS:-safetensors config checkpoint_json byte_dataset token_shard}
 cxx=$(command -v clang++-14 || command -v clang++ || true)
 [ -n "$cxx" ] || { echo "fuzz: clang++ not found (launch/scripts/setup.sh installs clang-14)"; exit 1; }
 cmake -S tests/fuzz -B "$build" -G Ninja -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE= >/dev/null

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "model/core/error.h"
+#include "parallel/communicator.h"
 #include "parallel/host_values.h"
 #include "parallel/watchdog.h"
 #include "trainer/checkpoint/checkpoint_json.h"

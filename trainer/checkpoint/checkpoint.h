@@ -48,11 +48,14 @@
 #include <nlohmann/json.hpp>
 
 #include "model/core/param.h"
-#include "parallel/communicator.h"
 #include "trainer/checkpoint/safetensors.h"
 #include "trainer/optimizer.h"
 
 namespace sk {
+
+namespace par {
+class Communicator;  // parallel/communicator.h (kept out of this header: the fuzzers build without MPI)
+}
 
 struct TrainerState {
   std::int64_t step = 0;         // optimizer steps done
