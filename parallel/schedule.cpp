@@ -156,6 +156,17 @@ std::string check_program(const Program& p, int P, int s, int M, bool forward_on
   return "";
 }
 
+double measured_bubble(const std::vector<double>& compute_s, const std::vector<double>& pipeline_s) {
+  SK_CHECK(compute_s.size() == pipeline_s.size(), "measured_bubble: ", compute_s.size(), " compute times for ",
+           pipeline_s.size(), " ranks");
+  if (pipeline_s.empty()) return 0;
+  const double longest = *std::max_element(pipeline_s.begin(), pipeline_s.end());
+  if (!(longest > 0)) return 0;
+  double compute = 0;
+  for (double c : compute_s) compute += c;
+  return std::max(0.0, 1.0 - compute / (static_cast<double>(pipeline_s.size()) * longest));
+}
+
 double SimResult::bubble() const {
   if (busy.empty() || makespan <= 0) return 0;
   double mean = 0;
@@ -251,6 +262,7 @@ SimResult simulate_programs(const std::vector<Program>& progs, double tf, double
     }
   }
   r.makespan = *std::max_element(clock.begin(), clock.end());
+  r.finish = clock;
   return r;
 }
 

@@ -60,6 +60,13 @@ Program make_forward_schedule(int stages, int stage, int micro_batches);
 // Fraction of a step each stage idles with equal forward/backward times everywhere: (P-1)/(M+P-1).
 double theoretical_bubble(int stages, int micro_batches);
 
+// The bubble as measured on real ranks, comparable with theoretical_bubble: the idle share of the
+// pipeline's area, 1 - sum(compute_s) / (ranks x max(pipeline_s)), where each rank reports its
+// compute time and the wall time of its own part of the pipeline (which ends when its last
+// backward does: a later stage finishes before the first one, so its own waits alone undercount
+// the bubble). 0 when nothing ran; never below 0.
+double measured_bubble(const std::vector<double>& compute_s, const std::vector<double>& pipeline_s);
+
 // "F0 | S>0 | R<1 F1 | ..." for messages and tests.
 std::string describe(const Program& p);
 
@@ -68,6 +75,7 @@ struct SimResult {
   std::string error;                 // what deadlocked / which rule broke ("" when fine)
   double makespan = 0;               // time until the last stage finishes
   std::vector<double> busy;          // compute time per stage
+  std::vector<double> finish;        // time each stage's program ends
   std::vector<int> max_in_flight;    // most micro-batches forwarded but not yet backwarded, per stage
   double bubble() const;             // 1 - mean(busy) / makespan
 };

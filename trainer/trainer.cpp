@@ -27,6 +27,7 @@
 #include "parallel/grad_sync.h"
 #include "parallel/grid.h"
 #include "parallel/host_values.h"
+#include "parallel/schedule.h"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/checkpoint/lock.h"
 #include "trainer/checkpoint/model_metadata.h"
@@ -867,14 +868,22 @@ TrainResult Run::run() {
     if (step % s_.log_interval == 0 || final_step) {
       if (s_.device != Device::cpu) be_->synchronize();
       const double dt = seconds_since(t_interval);
-      // Over all ranks: the mean measured bubble and time split (per step), the largest memory.
+      // Over all ranks: the time split (per step, mean over ranks), the measured bubble
+      // (par::measured_bubble: the idle share of the pipeline's area, what (P-1)/(M+P-1) predicts;
+      // with data-parallel replicas the longest pipeline of any replica) and the largest memory.
+      // A rank's own waits for a peer undercount the bubble (a later stage finishes before the
+      // first); their share of its pipeline time, averaged over ranks, is logged as pipeline_wait.
       const double n = static_cast<double>(interval_steps);
       const std::vector<double> mine{interval_pipe > 0 ? interval_wait / interval_pipe : 0.0, interval_fwd / n,
-                                     interval_bwd / n, interval_comm / n, interval_opt / n};
+                                     interval_bwd / n, interval_comm / n, interval_opt / n, interval_pipe / n};
       const std::vector<double> all = par::gather_doubles(world_, mine, Device::cpu);
-      std::vector<double> mean(mine.size(), 0.0);
+      std::vector<double> mean(mine.size(), 0.0), compute, pipeline;
       for (std::size_t i = 0; i < all.size(); ++i) mean[i % mine.size()] += all[i] / static_cast<double>(world_size_);
-      const double bubble = mean[0];
+      for (std::size_t i = 0; i + mine.size() <= all.size(); i += mine.size()) {
+        compute.push_back(all[i + 1] + all[i + 2]);
+        pipeline.push_back(all[i + 5]);
+      }
+      const double bubble = par::measured_bubble(compute, pipeline);
       const double mem = par::max_doubles(world_, {static_cast<double>(memory_bytes())}, Device::cpu)[0];
       StepMetrics m;
       m.step = step;
@@ -924,6 +933,7 @@ TrainResult Run::run() {
         if (stages_ > 1) {
           j["bubble"] = bubble;
           j["bubble_theory"] = res.theoretical_bubble;
+          j["pipeline_wait"] = mean[0];
         }
         log->write(j);
       }

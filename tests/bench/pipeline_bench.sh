@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Pipeline benchmarks on CPU ranks (never part of ctest): `sinkhorn train` on
 # tests/bench/workloads/pipeline.toml under mpirun, reading the trainer's own measurements from
-# metrics.jsonl (bubble = time the stages waited for a peer / pipeline time, averaged over ranks;
-# memory_bytes = the largest peak RSS over all ranks) and the `layout:` line (parameters per stage).
+# metrics.jsonl (bubble = the idle share of the pipeline's area, 1 - compute summed over ranks /
+# (ranks x the longest rank's pipeline time), what (P-1)/(M+P-1) predicts; pipeline_wait = each
+# rank's own waits for a peer / its own pipeline time, averaged over ranks; memory_bytes = the
+# largest peak RSS over all ranks) and the `layout:` line (parameters per stage).
 #
 # Usage: tests/bench/pipeline_bench.sh [--bubble] [--memory] [--activations] [--runs N] [--build DIR]
 #   --bubble       measured vs theoretical bubble, 1F1B and GPipe, P = 2, 4 and M = 1, 2, 4, 8
@@ -33,7 +35,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 bench_header
 
-# one NAME STAGES SCHEDULE M [--set ...] -> prints "bubble_median memory_max_MB step_s_median params_per_stage"
+# one NAME STAGES SCHEDULE M [--set ...] -> prints "bubble_median memory_max_MB step_s_median params_per_stage wait_median"
 one() {
   local name=$1 p=$2 sched=$3 m=$4; shift 4
   local d=$work/$name
@@ -47,6 +49,7 @@ d = sys.argv[1]
 recs = [json.loads(l) for l in open(d + "/metrics.jsonl") if '"loss"' in l]
 later = recs[1:] if len(recs) > 1 else recs
 bub = statistics.median(r.get("bubble", 0.0) for r in later)
+wait = statistics.median(r.get("pipeline_wait", 0.0) for r in later)
 mem = max(r["memory_bytes"] for r in recs) / 2**20
 prev = None
 dts = []
@@ -55,7 +58,7 @@ for r in recs:
     prev = r["elapsed"]
 step = statistics.median(dts[1:] if len(dts) > 1 else dts) if dts else float("nan")
 lay = re.search(r"parameters per stage \[([^\]]*)\]", open(d + "/out.txt", errors="replace").read())
-print(f"{bub:.4f} {mem:.1f} {step:.3f} {lay.group(1).replace(' ', '') if lay else '?'}")
+print(f"{bub:.4f} {mem:.1f} {step:.3f} {lay.group(1).replace(' ', '') if lay else '?'} {wait:.4f}")
 PY
 }
 
@@ -63,20 +66,22 @@ for mode in "${modes[@]}"; do
   case $mode in
     bubble)
       echo
-      echo "| schedule | stages P | micro-batches M | theory (P-1)/(M+P-1) | measured bubble (median of runs) | step s |"
-      echo "| --- | --- | --- | --- | --- | --- |"
+      echo "| schedule | stages P | micro-batches M | theory (P-1)/(M+P-1) | measured bubble (median of runs) | ranks' own wait share | step s |"
+      echo "| --- | --- | --- | --- | --- | --- | --- |"
       for sched in 1f1b gpipe; do for p in 2 4; do for m in 1 2 4 8; do
-        bs=() ss=()
-        for r in $(seq "$runs"); do read -r b mem s lay < <(one "b-$sched-$p-$m-$r" $p $sched $m); bs+=("$b"); ss+=("$s"); done
+        bs=() ss=() ws=()
+        for r in $(seq "$runs"); do
+          read -r b mem s lay w < <(one "b-$sched-$p-$m-$r" $p $sched $m); bs+=("$b"); ss+=("$s"); ws+=("$w")
+        done
         th=$(awk -v p=$p -v m=$m 'BEGIN {printf "%.1f%%", 100*(p-1)/(m+p-1)}')
-        echo "| $sched | $p | $m | $th | $(awk -v b="$(bench_median "${bs[@]}")" 'BEGIN {printf "%.1f%%", 100*b}') | $(bench_median "${ss[@]}") |"
+        echo "| $sched | $p | $m | $th | $(awk -v b="$(bench_median "${bs[@]}")" 'BEGIN {printf "%.1f%%", 100*b}') | $(awk -v b="$(bench_median "${ws[@]}")" 'BEGIN {printf "%.1f%%", 100*b}') | $(bench_median "${ss[@]}") |"
       done; done; done ;;
     memory)
       echo
       echo "| stages P | parameters per stage | largest peak RSS over ranks (MB) | step s |"
       echo "| --- | --- | --- | --- |"
       for p in 1 2 4; do
-        read -r b mem s lay < <(one "m-$p" $p 1f1b 4)
+        read -r b mem s lay w < <(one "m-$p" $p 1f1b 4)
         echo "| $p | $lay | $mem | $s |"
       done ;;
     activations)
@@ -84,7 +89,7 @@ for mode in "${modes[@]}"; do
       echo "| stack | schedule | micro-batches M (in flight: GPipe M, 1F1B <= P) | largest peak RSS over ranks (MB) |"
       echo "| --- | --- | --- | --- |"
       for rev in true false; do for sched in gpipe 1f1b; do for m in 2 4 8; do
-        read -r b mem s lay < <(one "a-$rev-$sched-$m" 2 $sched $m --set model.reversible=$rev --set train.steps=2 \
+        read -r b mem s lay w < <(one "a-$rev-$sched-$m" 2 $sched $m --set model.reversible=$rev --set train.steps=2 \
                                 --set train.seq_len=512)
         echo "| $([ $rev = true ] && echo reversible || echo sequential) | $sched | $m | $mem |"
       done; done; done ;;

@@ -86,6 +86,32 @@ TEST(Schedule, OneFOneBHoldsFewerMicroBatchesThanGPipe) {
   EXPECT_DOUBLE_EQ(theoretical_bubble(4, 8), 3.0 / 11.0);
 }
 
+// What the trainer logs as the bubble (measured_bubble over each rank's compute and own pipeline
+// time) is the theory on the simulated timeline, with backward = 2 x forward; each stage's own
+// waits (what a rank sees alone) fall short of it whenever P > 1, because later stages finish early.
+TEST(Schedule, MeasuredBubbleFromPerRankTimesIsTheTheory) {
+  for (ScheduleKind kind : {ScheduleKind::gpipe, ScheduleKind::one_f_one_b})
+    for (int P : {1, 2, 3, 4, 8})
+      for (int M : {1, 2, 4, 8, 16}) {
+        const SimResult r = simulate(kind, P, M);
+        ASSERT_FALSE(r.deadlock) << r.error;
+        ASSERT_EQ(r.finish.size(), static_cast<std::size_t>(P));
+        const std::string where = std::to_string(P) + "x" + std::to_string(M);
+        EXPECT_NEAR(measured_bubble(r.busy, r.finish), theoretical_bubble(P, M), 1e-12) << where;
+        double own_wait = 0;  // mean over stages of (own time - compute) / own time
+        for (int s = 0; s < P; ++s) own_wait += (r.finish[s] - r.busy[s]) / r.finish[s] / P;
+        if (P > 1) {
+          EXPECT_LT(own_wait, theoretical_bubble(P, M) - 1e-3) << where;
+        }
+      }
+  // Hand count, P = 2, M = 1, F = 1, B = 2: stage 0 busy 3 of 6, stage 1 busy 3 of 5 (F0 first,
+  // done when B1 is) -> 1 - 6 / (2 x 6) = 1/2.
+  EXPECT_DOUBLE_EQ(measured_bubble({3, 3}, {6, 5}), 0.5);
+  EXPECT_DOUBLE_EQ(measured_bubble({}, {}), 0.0);
+  EXPECT_DOUBLE_EQ(measured_bubble({2, 2}, {1, 1}), 0.0);  // clock noise never gives a negative bubble
+  EXPECT_THROW(measured_bubble({1}, {1, 2}), Error);
+}
+
 // The checker and the simulator catch broken programs (so the tests above can fail).
 TEST(Schedule, SimulatorFindsDeadlocksAndBrokenRules) {
   // Stage 1 waits for a gradient before sending its activation back... stage 0 sends only after
