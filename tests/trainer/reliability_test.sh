@@ -7,7 +7,8 @@
 #      mpirun forwarding it); the resumed run is bit-identical to an uninterrupted one; a second
 #      signal exits at once (128 + signal) and publishes nothing;
 #   3. kill -9 of one rank ends a 2-rank job within seconds and --resume is bit-identical; kill -9
-#      during checkpoint writes never leaves `latest` on an incomplete step;
+#      during checkpoint writes never leaves `latest` on an incomplete step; a stopped (SIGSTOP)
+#      rank ends the job after parallel.timeout_s (watchdog), data-parallel and pipelined;
 #   4. --resume=auto; a fresh run refuses step folders without `latest`; --resume takes the newest
 #      complete step; the Slurm script resumes with --resume=auto and requeues after exit 4;
 #   5. one run per checkpoint dir (lock naming host and pid);
@@ -167,6 +168,26 @@ echo "kill -9 of one rank: the job ended after ${dt} s"
 "${mpi[@]}" -np 2 "$bin" train "$cfg" "${small[@]}" --set train.steps=150 --set checkpoint.dir=k9 --set checkpoint.interval=20 \
   --set log.interval=10 --resume > k9r.out 2>&1 || { cat k9r.out; fail "resume after kill -9"; }
 cmp -s ref2/step-00000150/$model_file k9/step-00000150/$model_file || fail "killed + resumed != uninterrupted (2 ranks)"
+# 3c. No hang: one rank of two stopped (SIGSTOP) mid-run, data-parallel and as a 2-stage pipeline:
+# the other rank's wait makes no progress, and after parallel.timeout_s the watchdog ends the job
+# with one line naming the waiting rank and the operation.
+for lay in dp pp; do
+  extra=(); [ $lay = pp ] && extra=(--set parallel.pipeline_stages=2)
+  "${mpi[@]}" -np 2 "$bin" train "$cfg" "${small[@]}" "${extra[@]}" --set train.steps=100000 --set parallel.timeout_s=3 \
+    --set log.interval=5 --set log.dir=stop_$lay --set checkpoint.dir=stop_$lay/ck > stop_$lay.out 2> stop_$lay.err &
+  mp=$!; bg+=($mp)
+  wait_for stop_$lay.out "^step  *10/" $mp || { cat stop_$lay.out stop_$lay.err; fail "SIGSTOP ($lay): no progress before the stop"; }
+  rank=$(pgrep -f "^$bin train .*log.dir=stop_$lay" | tail -1)
+  t0=$(date +%s.%N)
+  kill -STOP "$rank"; wait $mp; rc=$?
+  dt=$(echo "$(date +%s.%N) - $t0" | bc)
+  kill -9 "$rank" 2>/dev/null
+  [ $rc != 0 ] || fail "SIGSTOP of a rank ($lay): mpirun exited 0"
+  echo "$dt < 30" | bc | grep -q 1 || fail "SIGSTOP of a rank ($lay): the job took ${dt}s to end (timeout_s = 3)"
+  grep -Eq "^sinkhorn: error: rank [01] \(stage [01]/[12], replica [01]/[12]\): .+ made no progress for [0-9]+ s \(parallel.timeout_s = 3\)" stop_$lay.err \
+    || { cat stop_$lay.err; fail "SIGSTOP of a rank ($lay): no watchdog line naming the rank and the operation"; }
+  echo "SIGSTOP of one rank ($lay): the job ended after ${dt} s: $(grep -m1 'made no progress' stop_$lay.err)"
+done
 # 3b. kill -9 at random points of a run that checkpoints every step: `latest` always names a
 #     complete, verified step.
 for delay in 1.3 1.9 2.6; do
