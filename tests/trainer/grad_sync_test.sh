@@ -10,24 +10,9 @@ bin=$1 src=$2 mpiexec=$3
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work" || exit 2
-fail() { echo "FAIL: $*"; exit 1; }
 cfg=$src/tests/trainer/pipeline_tiny.toml
-py=/usr/bin/python3
-[ -x $py ] || py=python3
-compare() { $py "$src/tests/tools/compare_runs.py" "$@" || fail "compare_runs.py $*"; }
-run() {  # NAME NP GRAD_ACCUM [--set ...]
-  local name=$1 np=$2 accum=$3; shift 3
-  local cmd=("$bin" train "$cfg" --set train.grad_accum="$accum" --set log.dir="$work/$name"
-             --set checkpoint.dir="$work/$name/ck" "$@")
-  if [ "$np" = 1 ]; then
-    OMP_NUM_THREADS=1 "${cmd[@]}" > "$name.log" 2>&1 || { cat "$name.log"; fail "$name: training failed"; }
-  else
-    "$mpiexec" --allow-run-as-root --oversubscribe -np "$np" -x OMP_NUM_THREADS=1 "${cmd[@]}" > "$name.log" 2>&1 \
-      || { cat "$name.log"; fail "$name: training failed"; }
-  fi
-  "$bin" checkpoint export "$work/$name/ck" --out "$work/$name/export.safetensors" > /dev/null 2>> "$name.log" \
-    || { cat "$name.log"; fail "$name: export failed"; }
-}
+source "$src/tests/trainer/train_runs.sh"
+run() { train_run "$@"; }  # NAME NP GRAD_ACCUM [--set ...]
 last() { $py -c "import json,sys; r=[json.loads(l) for l in open('$1/metrics.jsonl') if '\"loss\"' in l][-1]; print(r['$2'])"; }
 
 small=(--set parallel.bucket_mb=0.05)  # ~13 buckets of this 160k-parameter model

@@ -16,24 +16,11 @@ bin=$1 src=$2 mpiexec=$3
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work" || exit 2
-fail() { echo "FAIL: $*"; exit 1; }
 cfg=$src/tests/trainer/pipeline_tiny.toml
-py=/usr/bin/python3
-[ -x $py ] || py=python3
-compare() { $py "$src/tests/tools/compare_runs.py" "$@" || fail "compare_runs.py $*"; }
-# run NAME NP STAGES GRAD_ACCUM [more --set ...]
-run() {
+source "$src/tests/trainer/train_runs.sh"
+run() {  # NAME NP STAGES GRAD_ACCUM [more --set ...]
   local name=$1 np=$2 stages=$3 accum=$4; shift 4
-  local cmd=("$bin" train "$cfg" --set parallel.pipeline_stages="$stages" --set train.grad_accum="$accum"
-             --set log.dir="$work/$name" --set checkpoint.dir="$work/$name/ck" "$@")
-  if [ "$np" = 1 ]; then
-    OMP_NUM_THREADS=1 "${cmd[@]}" > "$name.log" 2>&1 || { cat "$name.log"; fail "$name: training failed"; }
-  else
-    "$mpiexec" --allow-run-as-root --oversubscribe -np "$np" -x OMP_NUM_THREADS=1 "${cmd[@]}" > "$name.log" 2>&1 \
-      || { cat "$name.log"; fail "$name: training failed"; }
-  fi
-  "$bin" checkpoint export "$work/$name/ck" --out "$work/$name/export.safetensors" > /dev/null 2>> "$name.log" \
-    || { cat "$name.log"; fail "$name: export failed"; }
+  train_run "$name" "$np" "$accum" --set parallel.pipeline_stages="$stages" "$@"
 }
 
 for tie in false true; do
