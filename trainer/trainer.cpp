@@ -765,7 +765,7 @@ TrainResult Run::run() {
   const auto t_start = Clock::now();
   auto t_interval = Clock::now();
   std::int64_t interval_steps = 0;
-  double interval_loss = 0.0, interval_wait = 0.0, interval_pipe = 0.0, run_wait = 0.0, run_pipe = 0.0;
+  double interval_loss = 0.0, interval_wait = 0.0, interval_pipe = 0.0;
   double interval_fwd = 0.0, interval_bwd = 0.0, interval_comm = 0.0, interval_opt = 0.0;
   const std::int64_t last_step = s_.steps;
   const float loss_scale = 1.f / static_cast<float>(A);
@@ -789,8 +789,6 @@ TrainResult Run::run() {
     interval_pipe += pt.total_s;
     interval_fwd += pt.forward_s;
     interval_bwd += pt.backward_s;
-    run_wait += pt.wait_s;
-    run_pipe += pt.total_s;
     const auto t_comm = Clock::now();
     const std::vector<double> losses = global_losses(states);
     double loss = 0.0;
@@ -1025,7 +1023,6 @@ TrainResult Run::run() {
       }
     }
   }
-  res.bubble = run_pipe > 0 ? run_wait / run_pipe : 0.0;
   res.comm_wait_s = sync_ ? sync_->wait_seconds() : 0.0;
   return res;
 }

@@ -149,7 +149,6 @@ struct TrainResult {
   std::vector<std::int64_t> stage_layers;  // layers per stage
   std::int64_t stage_params = 0;      // elements of this stage's parameters
   std::int64_t model_params = 0;      // of the whole model (tied parameters once)
-  double bubble = 0;                  // measured: time waiting for pipeline peers / pipeline time, whole run
   double theoretical_bubble = 0;      // (P-1)/(M+P-1)
   std::int64_t skipped_steps = 0;     // steps skipped for a non-finite loss or gradient norm
   bool resumed = false;               // continued from a checkpoint
